@@ -1,0 +1,1 @@
+"""vecns: a local vector store whose namespaces lock their embedding model."""
