@@ -1,0 +1,807 @@
+"""The approximate-nearest-neighbour index: a typed, validated wrapper around usearch.
+
+This is the only module that imports usearch. Index files are derived state: the database holds the
+vectors, and a damaged or missing file is rebuilt from it. What this module adds on top of usearch:
+
+* every key and vector is validated (usearch silently accepts NaN, inf, zero vectors under cosine,
+  wraps key -1 to 2**64 - 1, and allocates ``rows * k`` results for any ``k``);
+* ``save`` is atomic (temp file, fsync, rename, directory fsync) and returns the file's sha256, because
+  usearch writes in place and a failed save destroys the previous file;
+* ``load`` verifies that checksum and the file header before usearch parses the file, never memory-maps
+  (``add`` on a memory-mapped usearch index kills the process), and trusts the header, not the Python
+  attributes, which usearch leaves stale after a load;
+* scores are "higher is better" for every metric.
+
+Concurrency: a ``VectorIndex`` may be shared between threads. Searches, ``get``, ``contains`` and ``keys``
+take a shared lock and run concurrently (usearch searches are read-only on the graph and release the
+GIL); ``add`` and ``remove`` take the exclusive lock, so a search never sees a key half-replaced; saves
+are serialised among themselves and run alongside searches but not alongside writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as errno_codes
+import hashlib
+import numbers
+import os
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from usearch.index import Index as _UsearchIndex
+from usearch.index import MetricKind as _MetricKind
+from usearch.index import ScalarKind as _ScalarKind
+
+from vecns._crash import crashpoint
+from vecns.errors import (
+    DimensionMismatchError,
+    DuplicateIdError,
+    IndexCorruptedError,
+    InvalidVectorError,
+    ObjectNotFoundError,
+    StoreError,
+    ValidationError,
+)
+
+__all__ = [
+    "DTYPES",
+    "MAX_K",
+    "METRICS",
+    "VectorIndex",
+    "cleanup_temp_files",
+    "exact_search",
+    "file_checksum",
+]
+
+METRICS = ("cos", "ip", "l2sq")
+DTYPES = ("f32", "f16", "i8")
+MAX_K = 4096
+TEMP_SUFFIX = ".tmp"
+
+_MAX_KEY = 2**63
+_F16_MAX = float(np.finfo(np.float16).max)
+_METRIC_KINDS = {"cos": _MetricKind.Cos, "ip": _MetricKind.IP, "l2sq": _MetricKind.L2sq}
+_SCALAR_KINDS = {"f32": _ScalarKind.F32, "f16": _ScalarKind.F16, "i8": _ScalarKind.I8}
+_SCALAR_BYTES = {"f32": 4, "f16": 2, "i8": 1}
+_CHUNK = 1 << 20
+_REBUILD_HINT = "vecns rebuilds this index from the database on the next open"
+
+
+class _ReadWriteLock:
+    """Many readers or one writer; a waiting writer blocks new readers so writes are not starved."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _check_choice(value: object, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ValidationError(f"{what} {value!r} is not supported; expected one of {', '.join(choices)}")
+    return str(value)
+
+
+def _check_int(value: object, what: str, *, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < low or (high is not None and value > high):
+        bound = f"{low}..{high}" if high is not None else f">= {low}"
+        raise ValidationError(f"{what} must be {bound}, got {value}")
+    return value
+
+
+def _check_k(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValidationError(f"k must be an int between 1 and {MAX_K}, got {type(k).__name__} {k!r}")
+    if not 1 <= int(k) <= MAX_K:
+        raise ValidationError(
+            f"k={int(k)} is out of range; expected 1 <= k <= {MAX_K}. Ask for at most {MAX_K} results "
+            "and page with filters if more are needed."
+        )
+    return int(k)
+
+
+def _as_keys(keys: object) -> np.ndarray:
+    """Return ``keys`` as a 1-D int64 array, refusing anything outside ``[0, 2**63)``."""
+    try:
+        arr = np.asarray(keys)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise ValidationError(f"keys must be integers in [0, 2**63); could not read {keys!r}: {exc}") from exc
+    if arr.ndim > 1:
+        raise ValidationError(f"keys must be a scalar or a 1-D array, got shape {arr.shape}")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        return np.empty(0, dtype=np.int64)
+    if arr.dtype.kind not in "iu":
+        raise ValidationError(f"keys must be integers in [0, 2**63), got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and arr.min() < 0:
+        raise ValidationError(f"keys must be integers in [0, 2**63), got {int(arr.min())}")
+    if arr.dtype.kind == "u" and int(arr.max()) >= _MAX_KEY:
+        raise ValidationError(f"keys must be integers in [0, 2**63), got {int(arr.max())}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _as_matrix(vectors: object, dim: int, *, what: str) -> tuple[np.ndarray, bool]:
+    """Return ``vectors`` as a C-contiguous float32 (n, dim) array and whether the input was 1-D."""
+    try:
+        arr = np.asarray(vectors)
+    except (ValueError, TypeError) as exc:
+        raise InvalidVectorError(f"{what} could not be read as a numeric array: {exc}") from exc
+    if arr.dtype.kind not in "iuf":
+        raise InvalidVectorError(
+            f"{what} have dtype {arr.dtype}; expected real numbers (float32 preferred). "
+            "Convert them with numpy before passing them in."
+        )
+    if arr.ndim not in (1, 2):
+        raise InvalidVectorError(f"{what} must be 1-D (dim,) or 2-D (n, dim); got shape {arr.shape}")
+    single = arr.ndim == 1
+    if single:
+        arr = arr.reshape(1, -1)
+    if arr.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{what} have dim={arr.shape[1]}, but this index is locked to dim={dim}. "
+            "Use vectors from the model the index was built with, or build a new index."
+        )
+    # Casting float64 beyond float32 range would warn; the finiteness check below reports it instead.
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    return arr, single
+
+
+def _check_values(arr: np.ndarray, *, metric: str, dtype: str, what: str) -> None:
+    """Refuse vectors that usearch would accept but store or rank wrongly."""
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InvalidVectorError(
+            f"{what}: row {row} contains NaN or infinity; expected finite numbers. "
+            "Check the embedding model's output."
+        )
+    if dtype == "f16":
+        big = (np.abs(arr) > _F16_MAX).any(axis=1)
+        if big.any():
+            row = int(np.flatnonzero(big)[0])
+            raise InvalidVectorError(
+                f"{what}: row {row} has a component beyond the float16 range (+-{_F16_MAX:g}) of this "
+                "f16 index; scale the vectors down or use dtype='f32'."
+            )
+    if metric == "cos":
+        stored = arr.astype(np.float16) if dtype == "f16" else arr
+        zero = ~(stored != 0).any(axis=1)
+        if zero.any():
+            row = int(np.flatnonzero(zero)[0])
+            raise InvalidVectorError(
+                f"{what}: row {row} is all zero (after rounding to {dtype}); cosine similarity is "
+                "undefined for it. Drop the vector or give it non-zero components."
+            )
+
+
+def _to_scores(distances: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "l2sq":
+        return -distances
+    return 1.0 - distances
+
+
+def file_checksum(path: str | os.PathLike[str]) -> str:
+    """Return the sha256 hex digest of a file, read in 1 MiB chunks.
+
+    Args:
+        path: The file to hash.
+
+    Returns:
+        The lowercase hex digest.
+
+    Raises:
+        StoreError: The file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot read {os.fspath(path)!r} to checksum it ({_errno_text(exc)}); "
+            "check that the file exists and is readable"
+        ) from exc
+    return digest.hexdigest()
+
+
+def _errno_text(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    if code is None:
+        return f"{type(exc).__name__}: {exc}"
+    return f"errno {code} {errno_codes.errorcode.get(code, '?')}: {getattr(exc, 'strerror', '') or exc}"
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def cleanup_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the ``*.tmp`` files an interrupted ``save`` left in ``directory``.
+
+    Only direct children are looked at; sub-directories are left alone.
+
+    Args:
+        directory: The index directory.
+
+    Returns:
+        The paths removed, sorted.
+
+    Raises:
+        StoreError: A leftover file exists but cannot be removed.
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        return []
+    removed = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.endswith(TEMP_SUFFIX) and (entry.is_symlink() or entry.is_file()):
+            try:
+                entry.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot remove leftover temp file {str(entry)!r} ({_errno_text(exc)}); "
+                    "remove it by hand"
+                ) from exc
+            removed.append(entry)
+    return removed
+
+
+class VectorIndex:
+    """An HNSW index of int64 keys to fixed-dimension vectors.
+
+    Args:
+        dim: Vector dimension, locked for the index's life.
+        metric: ``"cos"``, ``"ip"`` or ``"l2sq"``.
+        dtype: Storage precision: ``"f32"``, ``"f16"`` or ``"i8"`` (``"i8"`` only with ``"cos"``: usearch
+            normalises i8 vectors, which breaks the other metrics).
+        connectivity: HNSW neighbours per node (M).
+        expansion_add: Candidate list size while building (ef_construction).
+        expansion_search: Candidate list size while searching (ef).
+        threads: Threads for ``add`` and batch ``search``; 0 lets usearch use every core. Builds are
+            byte-for-byte reproducible only with ``threads=1``.
+
+    Raises:
+        ValidationError: A setting is out of range or unsupported.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        *,
+        metric: str = "cos",
+        dtype: str = "f16",
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 64,
+        threads: int = 0,
+    ) -> None:
+        self._dim = _check_int(dim, "dim", low=1, high=2**31 - 1)
+        self._metric = _check_choice(metric, METRICS, "metric")
+        self._dtype = _check_choice(dtype, DTYPES, "dtype")
+        if self._dtype == "i8" and self._metric != "cos":
+            raise ValidationError(
+                f"dtype 'i8' works only with metric 'cos' (usearch normalises i8 vectors); got metric "
+                f"{self._metric!r}. Use dtype 'f16' or 'f32'."
+            )
+        self._connectivity = _check_int(connectivity, "connectivity", low=2, high=1024)
+        self._expansion_add = _check_int(expansion_add, "expansion_add", low=1, high=1 << 16)
+        self._expansion_search = _check_int(expansion_search, "expansion_search", low=1, high=1 << 16)
+        self._threads = _check_int(threads, "threads", low=0, high=4096)
+        self._lock = _ReadWriteLock()
+        self._save_lock = threading.Lock()
+        self._index = self._new_usearch_index()
+
+    def _new_usearch_index(self) -> _UsearchIndex:
+        return _UsearchIndex(
+            ndim=self._dim,
+            metric=_METRIC_KINDS[self._metric],
+            dtype=self._dtype,
+            connectivity=self._connectivity,
+            expansion_add=self._expansion_add,
+            expansion_search=self._expansion_search,
+        )
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension."""
+        return self._dim
+
+    @property
+    def metric(self) -> str:
+        """The metric name."""
+        return self._metric
+
+    @property
+    def dtype(self) -> str:
+        """The storage precision."""
+        return self._dtype
+
+    def settings(self) -> dict[str, Any]:
+        """Return every constructor argument, so an identical empty index can be built."""
+        return {
+            "dim": self._dim,
+            "metric": self._metric,
+            "dtype": self._dtype,
+            "connectivity": self._connectivity,
+            "expansion_add": self._expansion_add,
+            "expansion_search": self._expansion_search,
+            "threads": self._threads,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"VectorIndex(dim={self._dim}, metric={self._metric!r}, dtype={self._dtype!r}, len={len(self)})"
+        )
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        dim: int,
+        metric: str,
+        dtype: str,
+        checksum: str | None,
+        **settings: Any,
+    ) -> VectorIndex:
+        """Read an index file written by ``save``, after checking that it is the expected one.
+
+        The checksum (when given) and the file header are checked before usearch parses the file. The
+        file is read into memory, never memory-mapped, so the result can be written to.
+
+        Args:
+            path: The index file.
+            dim: The dimension the file must have.
+            metric: The metric the file must have.
+            dtype: The storage precision the file must have.
+            checksum: The sha256 hex digest ``save`` returned, or None to skip that check (then a
+                flipped byte inside the vectors or graph goes unnoticed).
+            **settings: ``connectivity``, ``expansion_add``, ``expansion_search``, ``threads``.
+
+        Returns:
+            The loaded index.
+
+        Raises:
+            IndexCorruptedError: The file is missing, empty, truncated, fails its checksum, or holds an
+                index of another dimension, metric or precision.
+            ValidationError: An argument is invalid.
+        """
+        index = cls(dim, metric=metric, dtype=dtype, **settings)
+        target = Path(path)
+        expected = f"dim={index.dim}, metric={index.metric}, dtype={index.dtype}"
+
+        def corrupted(seen: str) -> IndexCorruptedError:
+            return IndexCorruptedError(
+                f"index file {str(target)!r} {seen}; expected a vecns index with {expected}"
+                + (f" and sha256 {checksum}" if checksum else "")
+                + f". The file is derived state: {_REBUILD_HINT}, or delete it to force that."
+            )
+
+        if target.is_symlink():
+            raise corrupted("is a symbolic link, which vecns refuses to follow")
+        try:
+            size = target.stat().st_size
+        except FileNotFoundError as exc:
+            raise corrupted("is missing") from exc
+        except OSError as exc:
+            raise corrupted(f"cannot be read ({_errno_text(exc)})") from exc
+        if size == 0:
+            raise corrupted("is empty (0 bytes)")
+        if checksum is not None:
+            try:
+                seen = file_checksum(target)
+            except StoreError as exc:
+                raise corrupted(f"cannot be read ({exc.__cause__})") from exc
+            if seen != checksum.lower():
+                raise corrupted(f"has sha256 {seen}, which does not match")
+        index._check_header(target, size, corrupted)
+        try:
+            index._index.load(os.fspath(target))
+        except Exception as exc:  # usearch raises RuntimeError/ValueError with free-form text
+            raise corrupted(f"could not be parsed by usearch ({type(exc).__name__}: {exc})") from exc
+        return index
+
+    def _check_header(self, target: Path, size: int, corrupted: Any) -> None:
+        try:
+            meta = _UsearchIndex.metadata(os.fspath(target))
+        except Exception as exc:  # usearch raises ValueError("End of file reached!") and the like
+            raise corrupted(f"has no readable usearch header ({type(exc).__name__}: {exc})") from exc
+        if not meta:
+            raise corrupted("has no readable usearch header")
+        seen = (
+            f"dim={meta.get('dimensions')}, metric={meta.get('kind_metric')}, "
+            f"dtype={meta.get('kind_scalar')}"
+        )
+        if (
+            meta.get("dimensions") != self._dim
+            or meta.get("kind_metric") != _METRIC_KINDS[self._metric]
+            or meta.get("kind_scalar") != _SCALAR_KINDS[self._dtype]
+            or not meta.get("matrix_included")
+        ):
+            raise corrupted(f"holds an index with {seen}")
+        # The vector matrix precedes the graph; its row count sizes an allocation usearch makes before
+        # reading, so a damaged count could ask for terabytes. Check it against the file size first.
+        wide = bool(meta.get("matrix_uses_64_bit_dimensions"))
+        header_format = "<QQ" if wide else "<II"
+        header_size = struct.calcsize(header_format)
+        try:
+            with open(target, "rb") as handle:
+                rows, cols = struct.unpack(header_format, handle.read(header_size))
+        except (OSError, struct.error) as exc:
+            raise corrupted(f"has an unreadable vector matrix header ({exc})") from exc
+        # usearch records the matrix width in bytes per row, not in scalars.
+        matrix_bytes = header_size + rows * cols
+        row_bytes = self._dim * _SCALAR_BYTES[self._dtype]
+        if cols != row_bytes or rows < meta.get("count_present", 0) or matrix_bytes > size:
+            raise corrupted(
+                f"has a vector matrix header of {rows} rows x {cols} bytes that does not fit its "
+                f"{size} bytes and {meta.get('count_present')} vectors"
+            )
+
+    def add(self, keys: object, vectors: object) -> None:
+        """Insert vectors; a key already present has its vector replaced.
+
+        Args:
+            keys: int64 keys in ``[0, 2**63)``, one per row, no repeats.
+            vectors: float32 array of shape (n, dim).
+
+        Raises:
+            DimensionMismatchError: The vectors' dimension is not the index's.
+            InvalidVectorError: A vector is not finite, the wrong shape, out of the f16 range, or all zero
+                under cosine.
+            ValidationError: A key is out of range, repeated, or the counts differ.
+            StoreError: usearch failed to insert (out of memory).
+        """
+        key_arr = _as_keys(keys)
+        matrix, single = _as_matrix(vectors, self._dim, what="vectors")
+        if single and key_arr.size != 1:
+            raise InvalidVectorError(f"vectors must be 2-D (n, dim); got shape {np.shape(vectors)}")
+        if key_arr.size != matrix.shape[0]:
+            raise ValidationError(
+                f"got {key_arr.size} keys for {matrix.shape[0]} vectors; expected one key per vector"
+            )
+        if key_arr.size == 0:
+            return
+        unique, counts = np.unique(key_arr, return_counts=True)
+        if (counts > 1).any():
+            raise DuplicateIdError(
+                f"key {int(unique[counts > 1][0])} appears {int(counts.max())} times in one add; "
+                "expected each key once per batch"
+            )
+        _check_values(matrix, metric=self._metric, dtype=self._dtype, what="vectors")
+        with self._lock.write():
+            present = key_arr[np.asarray(self._index.contains(key_arr), dtype=bool)]
+            try:
+                if present.size:
+                    self._index.remove(present)
+                self._index.add(key_arr, matrix, threads=self._threads)
+            except Exception as exc:  # usearch raises RuntimeError (e.g. allocation failure)
+                raise StoreError(
+                    f"usearch failed to add {key_arr.size} vectors ({type(exc).__name__}: {exc}); the "
+                    f"index is now incomplete: {_REBUILD_HINT}"
+                ) from exc
+
+    def remove(self, keys: object) -> int:
+        """Remove keys; keys not in the index are ignored.
+
+        Args:
+            keys: int64 keys in ``[0, 2**63)``.
+
+        Returns:
+            How many keys were removed.
+
+        Raises:
+            ValidationError: A key is out of range.
+        """
+        key_arr = np.unique(_as_keys(keys))
+        if key_arr.size == 0:
+            return 0
+        with self._lock.write():
+            present = key_arr[np.asarray(self._index.contains(key_arr), dtype=bool)]
+            if present.size:
+                self._index.remove(present)
+            return int(present.size)
+
+    def search(self, queries: object, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Find the ``k`` nearest keys for each query.
+
+        Scores are "higher is better": ``1 - distance`` for ``cos`` and ``ip`` (so cosine similarity and
+        dot product), ``-distance`` for ``l2sq``. Rows are sorted best first. In the rare case that the
+        graph yields fewer than ``k'`` hits for a query, the row is padded with key -1 and score -inf.
+
+        Args:
+            queries: One query (dim,) or a batch (n, dim).
+            k: Results wanted per query, 1..MAX_K.
+
+        Returns:
+            ``(keys, scores)``: int64 and float32 arrays of shape (n, k') where
+            ``k' = min(k, len(self))``, or (k',) for a 1-D query.
+
+        Raises:
+            ValidationError: ``k`` is not an int in 1..MAX_K.
+            DimensionMismatchError: The queries' dimension is not the index's.
+            InvalidVectorError: A query is not finite, or all zero under cosine.
+        """
+        k = _check_k(k)
+        matrix, single = _as_matrix(queries, self._dim, what="queries")
+        _check_values(matrix, metric=self._metric, dtype=self._dtype, what="queries")
+        with self._lock.read():
+            count = min(k, len(self._index))
+            if count == 0 or matrix.shape[0] == 0:
+                keys = np.empty((matrix.shape[0], count), dtype=np.int64)
+                scores = np.empty((matrix.shape[0], count), dtype=np.float32)
+            else:
+                result = self._index.search(matrix, count, threads=self._threads)
+                keys, scores = _padded_results(result, matrix.shape[0], count, self._metric)
+        if single:
+            return keys[0], scores[0]
+        return keys, scores
+
+    def get(self, keys: object) -> np.ndarray:
+        """Return the stored vectors, rounded to the index's precision.
+
+        Args:
+            keys: Keys present in the index.
+
+        Returns:
+            float32 array of shape (n, dim), in the order of ``keys``. For ``i8`` indexes these are the
+            normalised, quantised vectors usearch keeps.
+
+        Raises:
+            ObjectNotFoundError: A key is not in the index.
+            ValidationError: A key is out of range.
+        """
+        key_arr = _as_keys(keys)
+        if key_arr.size == 0:
+            return np.empty((0, self._dim), dtype=np.float32)
+        with self._lock.read():
+            present = np.asarray(self._index.contains(key_arr), dtype=bool)
+            if not present.all():
+                missing = key_arr[~present]
+                raise ObjectNotFoundError(
+                    f"the index has no vector for key(s) {missing[:10].tolist()}"
+                    f"{' and more' if missing.size > 10 else ''}; expected keys it holds "
+                    "(check with contains())"
+                )
+            vectors = self._index.get(key_arr, dtype=np.float32)
+        return np.asarray(vectors, dtype=np.float32).reshape(key_arr.size, self._dim)
+
+    def contains(self, keys: object) -> np.ndarray:
+        """Return a bool array: is each key in the index?
+
+        Args:
+            keys: Keys to look up.
+
+        Returns:
+            bool array of shape (n,).
+
+        Raises:
+            ValidationError: A key is out of range.
+        """
+        key_arr = _as_keys(keys)
+        if key_arr.size == 0:
+            return np.empty(0, dtype=bool)
+        with self._lock.read():
+            return np.asarray(self._index.contains(key_arr), dtype=bool).reshape(-1)
+
+    def keys(self) -> np.ndarray:
+        """Return every key in the index, sorted ascending, as int64."""
+        with self._lock.read():
+            raw = self._index.keys[:] if len(self._index) else np.empty(0)
+        return np.sort(np.asarray(raw).astype(np.int64))
+
+    def save(self, path: str | os.PathLike[str]) -> str:
+        """Write the index to ``path`` atomically and return the file's sha256.
+
+        The bytes go to ``path + ".tmp"``, which is fsynced and hashed, then renamed over ``path``, and the
+        directory is fsynced. A failure before the rename leaves the previous file untouched; after the
+        rename the file at ``path`` is the new, complete one. The temp file never outlives a failure
+        (a kill -9 can leave it behind: ``cleanup_temp_files`` removes it).
+
+        Args:
+            path: Destination file; its directory must exist.
+
+        Returns:
+            The sha256 hex digest of the saved bytes, to pass to ``load``.
+
+        Raises:
+            StoreError: Writing, syncing or renaming failed (names the path and errno).
+        """
+        target = Path(path)
+        tmp = target.with_name(target.name + TEMP_SUFFIX)
+        with self._save_lock, self._lock.read():
+            stage = "write"
+            try:
+                # A planted file or symlink at the temp name must not redirect usearch's fopen.
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                self._usearch_save(tmp)
+                crashpoint("index_tmp_written")
+                stage = "fsync"
+                digest = _hash_and_fsync(tmp)
+                crashpoint("index_tmp_fsynced")
+                stage = "rename"
+                os.replace(tmp, target)
+                crashpoint("index_renamed")
+                stage = "directory fsync"
+                _fsync_directory(target.parent)
+                crashpoint("index_dir_fsynced")
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                after = stage == "directory fsync"
+                raise StoreError(
+                    f"saving index to {str(target)!r} failed at the {stage} step ({_errno_text(exc)}); "
+                    + (
+                        "the new file is in place but may not survive a power loss"
+                        if after
+                        else "the previous file there is untouched"
+                    )
+                    + ". Free disk space or fix the device, then save again."
+                ) from exc
+        return digest
+
+    def _usearch_save(self, tmp: Path) -> None:
+        try:
+            self._index.save(os.fspath(tmp))
+        except OSError:
+            raise
+        except Exception as exc:  # usearch reports ENOSPC and EIO as RuntimeError without an errno
+            raise OSError(
+                errno_codes.EIO, f"usearch could not write the file ({type(exc).__name__}: {exc})"
+            ) from exc
+
+
+def _padded_results(result: Any, rows: int, count: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Turn usearch matches into (rows, count) keys and scores, padding short rows with -1 and -inf."""
+    raw_keys = np.asarray(result.keys)
+    raw_distances = np.asarray(result.distances)
+    if raw_keys.ndim == 1:
+        # A single query comes back as ``Matches``, already cut to the hits found.
+        found = np.array([raw_keys.size])
+        raw_keys = raw_keys.reshape(1, -1)
+        raw_distances = raw_distances.reshape(1, -1)
+    else:
+        found = np.asarray(result.counts).reshape(-1)
+    keys = np.full((rows, count), -1, dtype=np.int64)
+    scores = np.full((rows, count), -np.inf, dtype=np.float32)
+    width = min(count, raw_keys.shape[1])
+    keys[:, :width] = raw_keys[:, :width].astype(np.int64)
+    scores[:, :width] = _to_scores(raw_distances[:, :width], metric)
+    hole = np.arange(count)[None, :] >= found[:, None]
+    keys[hole] = -1
+    scores[hole] = -np.inf
+    return keys, scores
+
+
+def _hash_and_fsync(path: Path) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while chunk := os.read(fd, _CHUNK):
+            digest.update(chunk)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def exact_search(
+    query: object,
+    vectors: object,
+    keys: object,
+    k: int,
+    *,
+    metric: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force nearest neighbours in numpy, with the same scores as ``VectorIndex.search``.
+
+    Used for selective filters (few candidates) and as ground truth for recall. Ties are broken by the
+    smaller key, so results are deterministic.
+
+    Args:
+        query: One query (dim,) or a batch (n, dim).
+        vectors: Candidate vectors, shape (m, dim).
+        keys: The candidates' keys, shape (m,).
+        k: Results wanted per query, 1..MAX_K.
+        metric: ``"cos"``, ``"ip"`` or ``"l2sq"``.
+
+    Returns:
+        ``(keys, scores)``: int64 and float32 arrays of shape (n, k') with ``k' = min(k, m)``, or (k',) for
+        a 1-D query.
+
+    Raises:
+        ValidationError: ``k``, ``metric`` or ``keys`` are invalid, or keys and vectors differ in count.
+        DimensionMismatchError: The query and the vectors differ in dimension.
+        InvalidVectorError: A vector is not finite, or all zero under cosine.
+    """
+    k = _check_k(k)
+    metric = _check_choice(metric, METRICS, "metric")
+    try:
+        cand = np.asarray(vectors)
+    except (ValueError, TypeError) as exc:
+        raise InvalidVectorError(f"candidate vectors could not be read as a numeric array: {exc}") from exc
+    if cand.ndim != 2:
+        raise InvalidVectorError(f"candidate vectors must be 2-D (m, dim); got shape {cand.shape}")
+    cand, _ = _as_matrix(cand, cand.shape[1], what="candidate vectors")
+    key_arr = _as_keys(keys)
+    if key_arr.size != cand.shape[0]:
+        raise ValidationError(f"got {key_arr.size} keys for {cand.shape[0]} candidate vectors")
+    queries, single = _as_matrix(query, cand.shape[1], what="queries")
+    _check_values(queries, metric=metric, dtype="f32", what="queries")
+    _check_values(cand, metric=metric, dtype="f32", what="candidate vectors")
+    count = min(k, cand.shape[0])
+    if metric == "cos":
+        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+        cand = cand / np.linalg.norm(cand, axis=1, keepdims=True)
+    scores = queries @ cand.T
+    if metric == "l2sq":
+        sq = (queries * queries).sum(axis=1)[:, None] - 2.0 * scores + (cand * cand).sum(axis=1)[None, :]
+        scores = -np.maximum(sq, 0.0)
+    out_keys = np.empty((queries.shape[0], count), dtype=np.int64)
+    out_scores = np.empty((queries.shape[0], count), dtype=np.float32)
+    for row in range(queries.shape[0]):
+        row_scores = scores[row]
+        pool = np.arange(row_scores.size)
+        if count < row_scores.size:
+            # Keep every candidate tied with the k-th score so the key tie-break sees all of them.
+            kth = np.partition(row_scores, row_scores.size - count)[row_scores.size - count]
+            pool = np.flatnonzero(row_scores >= kth)
+        order = pool[np.lexsort((key_arr[pool], -row_scores[pool]))[:count]]
+        out_keys[row] = key_arr[order]
+        out_scores[row] = row_scores[order]
+    if single:
+        return out_keys[0], out_scores[0]
+    return out_keys, out_scores
