@@ -1,1 +1,94 @@
-"""vecns: a local vector store whose namespaces lock their embedding model."""
+"""vecns: a local, embedded vector store whose namespaces lock their embedding model.
+
+Open a store with :func:`connect`; everything else is reachable from the returned :class:`Store`.
+"""
+
+from vecns.aliases import AliasInfo
+from vecns.catalog import Feature
+from vecns.errors import (
+    AliasNotFoundError,
+    AlreadyExistsError,
+    ConfigError,
+    CutoverRefusedError,
+    DimensionMismatchError,
+    DuplicateIdError,
+    EmbeddingError,
+    FilterError,
+    IndexCorruptedError,
+    InvalidNameError,
+    InvalidObjectError,
+    InvalidVectorError,
+    MigrationError,
+    MigrationNotFoundError,
+    MigrationStateError,
+    ModelError,
+    ModelExistsError,
+    ModelLoadError,
+    ModelMismatchError,
+    ModelNotFoundError,
+    NamespaceExistsError,
+    NamespaceNotFoundError,
+    NotFoundError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    PlanMismatchError,
+    ReadOnlyError,
+    StoreClosedError,
+    StoreCorruptedError,
+    StoreError,
+    StoreLockedError,
+    StoreVersionError,
+    ValidationError,
+    VecnsError,
+)
+from vecns.namespace import Hit, Namespace, Object
+from vecns.registry import ModelInfo
+from vecns.store import Store, connect
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AliasInfo",
+    "AliasNotFoundError",
+    "AlreadyExistsError",
+    "ConfigError",
+    "CutoverRefusedError",
+    "DimensionMismatchError",
+    "DuplicateIdError",
+    "EmbeddingError",
+    "Feature",
+    "FilterError",
+    "Hit",
+    "IndexCorruptedError",
+    "InvalidNameError",
+    "InvalidObjectError",
+    "InvalidVectorError",
+    "MigrationError",
+    "MigrationNotFoundError",
+    "MigrationStateError",
+    "ModelError",
+    "ModelExistsError",
+    "ModelInfo",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "Namespace",
+    "NamespaceExistsError",
+    "NamespaceNotFoundError",
+    "NotFoundError",
+    "Object",
+    "ObjectExistsError",
+    "ObjectNotFoundError",
+    "PlanMismatchError",
+    "ReadOnlyError",
+    "Store",
+    "StoreClosedError",
+    "StoreCorruptedError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreVersionError",
+    "ValidationError",
+    "VecnsError",
+    "__version__",
+    "connect",
+]
