@@ -1,0 +1,554 @@
+"""Text to vectors: the only onnxruntime and tokenizers code in vecns.
+
+The hot loop (:meth:`Embedder.embed`)::
+
+    prefix -> tokenize (batch, truncated at max_tokens, unpadded) -> sort by token length
+      -> batches by a token budget -> pad each batch to its own longest text -> run the graph
+      -> pool (masked mean / cls / none) -> L2-normalise -> back to input order
+
+Sorting before batching is the biggest lever on CPU: corpus-order batches of mixed-length text carry
+2-3x more padding than real tokens. :meth:`Embedder.tokenize` and :meth:`Embedder.infer` expose the two
+stages separately so a pipeline can run them on different threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import io
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from vecns.errors import EmbeddingError, ModelLoadError, ValidationError
+from vecns.models import ModelSpec, check_sha256, file_version, fingerprint_of
+
+__all__ = [
+    "CPU_TOKEN_BUDGET",
+    "CUDA_TOKEN_BUDGET",
+    "KINDS",
+    "MAX_BATCH_ROWS",
+    "Embedder",
+    "TokenBatch",
+    "cuda_available",
+    "load_embedder",
+    "probe_dim",
+]
+
+KINDS = ("document", "query")
+PROVIDER_CHOICES = ("auto", "cpu", "cuda")
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+# Padded tokens per batch. On 2 CPU cores small, length-sorted batches win (they stay in cache and
+# attention grows with length squared); a GPU wants large ones.
+CPU_TOKEN_BUDGET = 2048
+CUDA_TOKEN_BUDGET = 65536
+MAX_BATCH_ROWS = 512
+KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+# ONNX Runtime severity 3 = error, 4 = fatal: keep session-time chatter off the caller's stderr.
+QUIET_SEVERITY = 3
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Texts tokenised and padded together, ready for :meth:`Embedder.infer`.
+
+    Attributes:
+        positions: int64 (n,), each row's index in the list given to ``tokenize``.
+        input_ids: int64 (n, t), padded with the tokenizer's pad id.
+        attention_mask: int64 (n, t), 1 for real tokens.
+        token_type_ids: int64 (n, t).
+    """
+
+    positions: np.ndarray
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.positions.shape[0])
+
+    def __repr__(self) -> str:
+        return f"TokenBatch(rows={len(self)}, width={self.input_ids.shape[1]}, tokens={self.n_tokens})"
+
+    @property
+    def n_tokens(self) -> int:
+        """Real (unpadded) tokens in the batch."""
+        return int(self.attention_mask.sum())
+
+    def to_dict(self) -> dict[str, object]:
+        """Shape summary (not the token ids), JSON-able."""
+        return {"rows": len(self), "width": int(self.input_ids.shape[1]), "tokens": self.n_tokens}
+
+
+def _load_quietly(names: Sequence[str]) -> bool:
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            return False
+    return True
+
+
+def cuda_available() -> bool:
+    """Whether onnxruntime can really run on CUDA here: its CUDA provider and libraries load.
+
+    Checked without asking onnxruntime for a CUDA session, because that prints errors when the
+    libraries are missing.
+
+    Returns:
+        True when the CUDA provider is built in and the driver, cudart, cublas and cudnn libraries load.
+    """
+    if CUDA not in ort.get_available_providers():
+        return False
+    try:
+        from onnxruntime.capi import build_and_package_info
+
+        major = str(getattr(build_and_package_info, "cuda_version", "") or "12").split(".")[0]
+    except ImportError:
+        major = "12"
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        # It prints advice with print(); the libraries it finds stay loaded for the checks below.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+            preload(directory="")
+    if sys.platform == "win32":
+        names = [
+            "nvcuda.dll",
+            f"cudart64_{major}.dll",
+            f"cublas64_{major}.dll",
+            f"cublasLt64_{major}.dll",
+            "cudnn64_9.dll",
+        ]
+    else:
+        names = [
+            "libcuda.so.1",
+            f"libcudart.so.{major}",
+            f"libcublas.so.{major}",
+            f"libcublasLt.so.{major}",
+            "libcudnn.so.9",
+        ]
+    return _load_quietly(names)
+
+
+def _read_file(spec: ModelSpec, path: Path, what: str) -> tuple[bytes, tuple[int, int, int, int]]:
+    # Stat, read, stat again: a file replaced mid-read is read again, so the bytes match the version.
+    try:
+        for _ in range(3):
+            before = file_version(path)
+            data = path.read_bytes()
+            if file_version(path) == before:
+                return data, before
+    except OSError as exc:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: cannot read the {what} file {str(path)!r}: {exc.strerror or exc}."
+        ) from exc
+    raise ModelLoadError(f"model {spec.model_id!r}: the {what} file {str(path)!r} kept changing while read.")
+
+
+_tokenizer_lock = threading.Lock()
+_tokenizer_cache: dict[tuple[str, int], tuple[Tokenizer, int]] = {}
+TOKENIZER_CACHE_SIZE = 8
+
+
+def _open_tokenizer(spec: ModelSpec, data: bytes) -> tuple[Tokenizer, int]:
+    # Parsing a BERT tokenizer.json takes ~50 ms; configured tokenizers are read-only after this, and
+    # encoding is thread-safe, so embedders with the same file and max_tokens share one.
+    key = (hashlib.sha256(data).hexdigest(), spec.max_tokens)
+    with _tokenizer_lock:
+        cached = _tokenizer_cache.get(key)
+    if cached is not None:
+        return cached
+    opened = _parse_tokenizer(spec, data)
+    with _tokenizer_lock:
+        if len(_tokenizer_cache) >= TOKENIZER_CACHE_SIZE:
+            _tokenizer_cache.pop(next(iter(_tokenizer_cache)))
+        _tokenizer_cache[key] = opened
+    return opened
+
+
+def _parse_tokenizer(spec: ModelSpec, data: bytes) -> tuple[Tokenizer, int]:
+    try:
+        tokenizer = Tokenizer.from_str(data.decode("utf-8"))
+        padding = tokenizer.padding or {}
+        pad_id = padding.get("pad_id")
+        if pad_id is None:
+            pad_id = next(
+                (tokenizer.token_to_id(t) for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t)), 0
+            )
+        # The shipped BERT files pad to 128 and truncate at 128; the card decides instead.
+        tokenizer.enable_truncation(max_length=spec.max_tokens)
+        tokenizer.no_padding()
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: tokenizer file {str(spec.tokenizer_path)!r} is not a valid "
+            f"tokenizer.json ({exc}). Replace it with the tokenizer.json the model was exported with."
+        ) from exc
+    return tokenizer, int(pad_id)
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.log_severity_level = QUIET_SEVERITY
+    return options
+
+
+def _open_session(
+    spec: ModelSpec, data: bytes, providers: list[str], threads: int | None
+) -> ort.InferenceSession:
+    try:
+        return ort.InferenceSession(data, sess_options=_session_options(threads), providers=providers)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: graph file {str(spec.graph_path)!r} cannot be loaded by onnxruntime "
+            f"({exc}). Expected a valid ONNX model; reinstall or re-export it."
+        ) from exc
+
+
+def _check_io(spec: ModelSpec, session: ort.InferenceSession) -> tuple[tuple[str, ...], str]:
+    inputs = tuple(i.name for i in session.get_inputs())
+    if "input_ids" not in inputs or not set(inputs) <= set(KNOWN_INPUTS):
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: graph {str(spec.graph_path)!r} has inputs {list(inputs)}; expected "
+            f"input_ids plus any of attention_mask, token_type_ids."
+        )
+    outputs = [o.name for o in session.get_outputs()]
+    output = spec.output if spec.output is not None else outputs[0]
+    if output not in outputs:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: graph {str(spec.graph_path)!r} has no output {output!r}; it has "
+            f"{outputs}. Set 'output' in the card to one of them."
+        )
+    return inputs, output
+
+
+def _choose_providers(spec: ModelSpec, providers: str) -> list[str]:
+    if providers not in PROVIDER_CHOICES:
+        raise ValidationError(
+            f"providers={providers!r} is not supported; expected one of {PROVIDER_CHOICES}."
+        )
+    if providers == "cpu":
+        return [CPU]
+    if cuda_available():
+        return [CUDA, CPU]
+    if providers == "cuda":
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: providers='cuda' was asked for, but onnxruntime's CUDA "
+            "provider or the CUDA/cuDNN libraries it needs do not load here. Install them "
+            '(pip install "vecns[cuda]") on a machine with an NVIDIA GPU, '
+            "or use providers='auto' or 'cpu'."
+        )
+    return [CPU]
+
+
+class Embedder:
+    """A loaded model: tokenizer + ONNX Runtime session. Create it with :func:`load_embedder`.
+
+    ``embed``, ``tokenize``, ``infer`` and ``count_tokens`` may be called from several threads at once.
+
+    Attributes:
+        spec: The model spec it was loaded from.
+        dim: Vector dimension.
+        fingerprint: Model fingerprint of the bytes actually loaded.
+        provider: The execution provider that really runs, e.g. ``CPUExecutionProvider``.
+        token_budget: Padded tokens per batch when ``batch_size`` is not given.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        pad_id: int,
+        fingerprint: str,
+        file_versions: tuple[tuple[int, int, int, int], tuple[int, int, int, int]],
+        token_budget: int,
+    ) -> None:
+        self.spec = spec
+        self.dim = spec.dim
+        self.fingerprint = fingerprint
+        self.provider = session.get_providers()[0]
+        self.token_budget = token_budget
+        self._session = session
+        self._tokenizer = tokenizer
+        self._inputs, self._output = _check_io(spec, session)
+        self._file_versions = file_versions
+        self._pad_id = pad_id
+
+    def __repr__(self) -> str:
+        return f"Embedder(model_id={self.spec.model_id!r}, dim={self.dim}, provider={self.provider!r})"
+
+    def is_stale(self) -> bool:
+        """Whether the graph or tokenizer file changed on disk (size, mtime or inode) since loading."""
+        try:
+            now = (file_version(self.spec.graph_path), file_version(self.spec.tokenizer_path))
+        except OSError:
+            return True
+        return now != self._file_versions
+
+    def _encode(self, texts: Sequence[str], kind: str) -> list:
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise ValidationError(
+                f"texts must be a list of strings; got {type(texts).__name__}. Wrap a single text: [text]."
+            )
+        if kind not in KINDS:
+            raise ValidationError(f"kind={kind!r} is not supported; expected one of {KINDS}.")
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ValidationError(f"texts[{i}] is a {type(text).__name__}; expected a string.")
+        prefix = self.spec.query_prefix if kind == "query" else self.spec.document_prefix
+        prefixed = [prefix + t for t in texts] if prefix else list(texts)
+        try:
+            encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
+            return encode(prefixed, add_special_tokens=True)
+        except Exception as exc:
+            raise EmbeddingError(
+                f"model {self.spec.model_id!r}: tokenizing {len(texts)} texts failed: {exc}."
+            ) from exc
+
+    def count_tokens(self, texts: Sequence[str], *, kind: str = "document") -> int:
+        """Tokens the model will see for these texts (prefix and special tokens included, after truncation).
+
+        Raises:
+            ValidationError: ``texts`` is not a list of strings, or ``kind`` is unknown.
+        """
+        return sum(len(e.ids) for e in self._encode(texts, kind))
+
+    def tokenize(
+        self, texts: Sequence[str], *, kind: str = "document", batch_size: int | None = None
+    ) -> list[TokenBatch]:
+        """Tokenise, sort by token length and cut into padded batches.
+
+        Args:
+            texts: The texts.
+            kind: ``document`` or ``query`` (chooses the prefix).
+            batch_size: Rows per batch; default: as many as fit ``token_budget`` padded tokens
+                (at most ``MAX_BATCH_ROWS``).
+
+        Returns:
+            Batches, shortest texts first; each knows its rows' positions in ``texts``.
+
+        Raises:
+            ValidationError: Bad ``texts``, ``kind`` or ``batch_size``.
+            EmbeddingError: The tokenizer failed.
+        """
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValidationError(
+                f"batch_size={batch_size!r} is invalid; expected a positive integer or None."
+            )
+        encodings = self._encode(texts, kind)
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(lengths, kind="stable")
+        batches = []
+        start = 0
+        while start < len(order):
+            stop = start + 1
+            if batch_size is not None:
+                stop = min(start + batch_size, len(order))
+            else:
+                # Sorted ascending, so the last row added is the widest: rows * its length = padded tokens.
+                while (
+                    stop < len(order)
+                    and stop - start < MAX_BATCH_ROWS
+                    and (stop - start + 1) * lengths[order[stop]] <= self.token_budget
+                ):
+                    stop += 1
+            batches.append(self._pad([encodings[i] for i in order[start:stop]], order[start:stop]))
+            start = stop
+        return batches
+
+    def _pad(self, encodings: list, positions: np.ndarray) -> TokenBatch:
+        width = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        return TokenBatch(
+            positions=np.asarray(positions, dtype=np.int64),
+            input_ids=ids,
+            attention_mask=mask,
+            token_type_ids=types,
+        )
+
+    def infer(self, batch: TokenBatch) -> np.ndarray:
+        """Run one batch through the graph, pool and normalise.
+
+        Args:
+            batch: From :meth:`tokenize`.
+
+        Returns:
+            float32 (len(batch), dim), rows in the batch's order (see ``batch.positions``).
+
+        Raises:
+            EmbeddingError: Inference failed, or the output has an unexpected shape or dimension.
+        """
+        vectors = _run(self.spec, self._session, self._inputs, self._output, batch)
+        if vectors.shape != (len(batch), self.dim):
+            raise EmbeddingError(
+                f"model {self.spec.model_id!r} produced vectors of shape {vectors.shape}; expected "
+                f"({len(batch)}, {self.dim}) (dim from the spec: {self.dim}, "
+                f"from the graph: {vectors.shape[-1]}). "
+                "Fix 'dim' in the model card, or re-register the model."
+            )
+        return vectors
+
+    def embed(
+        self, texts: Sequence[str], *, kind: str = "document", batch_size: int | None = None
+    ) -> np.ndarray:
+        """Embed texts.
+
+        Args:
+            texts: The texts.
+            kind: ``document`` or ``query`` (chooses the prefix).
+            batch_size: Rows per batch; default: by token budget.
+
+        Returns:
+            float32, C-contiguous, shape (len(texts), dim), rows in input order.
+
+        Raises:
+            ValidationError: Bad ``texts``, ``kind`` or ``batch_size``.
+            EmbeddingError: Tokenising or inference failed, or the output has the wrong shape.
+        """
+        batches = self.tokenize(texts, kind=kind, batch_size=batch_size)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for batch in batches:
+            out[batch.positions] = self.infer(batch)
+        return out
+
+
+def _run(
+    spec: ModelSpec, session: ort.InferenceSession, inputs: tuple[str, ...], output: str, batch: TokenBatch
+) -> np.ndarray:
+    feeds = {name: getattr(batch, name) for name in inputs}
+    try:
+        (states,) = session.run([output], feeds)
+    except Exception as exc:
+        raise EmbeddingError(
+            f"model {spec.model_id!r}: inference on a batch of {len(batch)} texts "
+            f"(width {batch.input_ids.shape[1]}) failed: {exc}."
+        ) from exc
+    states = np.asarray(states)
+    want_rank = 2 if spec.pooling == "none" else 3
+    if states.ndim != want_rank or states.shape[0] != len(batch) or states.dtype.kind != "f":
+        raise EmbeddingError(
+            f"model {spec.model_id!r}: output {output!r} has shape {states.shape} ({states.dtype}); pooling "
+            f"{spec.pooling!r} expects a float array of rank {want_rank} with {len(batch)} rows. "
+            "Check 'output' and 'pooling' in the model card."
+        )
+    states = states.astype(np.float32, copy=False)
+    if spec.pooling == "mean":
+        mask = batch.attention_mask.astype(np.float32)[:, :, None]
+        pooled = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
+    elif spec.pooling == "cls":
+        pooled = states[:, 0, :]
+    else:
+        pooled = states
+    if spec.normalize:
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        pooled = pooled / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(pooled, dtype=np.float32)
+
+
+def load_embedder(
+    spec: ModelSpec, *, providers: str = "auto", threads: int | None = None, token_budget: int | None = None
+) -> Embedder:
+    """Load a model's tokenizer and graph.
+
+    Args:
+        spec: The model.
+        providers: ``auto`` (CUDA when its libraries really load, else CPU), ``cpu``, or ``cuda``
+            (required: fails when CUDA does not run).
+        threads: Intra-op threads; default ``os.cpu_count()``.
+        token_budget: Padded tokens per batch; default ``CUDA_TOKEN_BUDGET`` on CUDA, ``CPU_TOKEN_BUDGET``
+            on CPU.
+
+    Returns:
+        The embedder.
+
+    Raises:
+        ModelNotFoundError: A file is missing (for a builtin: its package is not installed).
+        ModelLoadError: A file is unreadable, corrupt, differs from its pinned sha256, its inputs or
+            outputs do not fit, or CUDA was required and did not load.
+        ValidationError: ``providers`` or ``token_budget`` is invalid.
+    """
+    if token_budget is not None and (
+        isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1
+    ):
+        raise ValidationError(
+            f"token_budget={token_budget!r} is invalid; expected a positive integer or None."
+        )
+    chosen = _choose_providers(spec, providers)
+    spec.check_files()
+    graph, graph_version = _read_file(spec, spec.graph_path, "graph")
+    vocab, tokenizer_version = _read_file(spec, spec.tokenizer_path, "tokenizer")
+    graph_sha = hashlib.sha256(graph).hexdigest()
+    tokenizer_sha = hashlib.sha256(vocab).hexdigest()
+    check_sha256(spec, spec.graph_path, graph_sha, spec.graph_sha256)
+    check_sha256(spec, spec.tokenizer_path, tokenizer_sha, spec.tokenizer_sha256)
+    tokenizer, pad_id = _open_tokenizer(spec, vocab)
+    session = _open_session(spec, graph, chosen, threads)
+    provider = session.get_providers()[0]
+    if providers == "cuda" and provider != CUDA:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: providers='cuda' was asked for, but the session runs on {provider}. "
+            "Check the GPU driver and the CUDA/cuDNN versions onnxruntime needs, or use providers='auto'."
+        )
+    if token_budget is None:
+        token_budget = CUDA_TOKEN_BUDGET if provider == CUDA else CPU_TOKEN_BUDGET
+    embedder = Embedder(
+        spec,
+        session=session,
+        tokenizer=tokenizer,
+        pad_id=pad_id,
+        fingerprint=fingerprint_of(graph_sha, tokenizer_sha, spec.settings()),
+        file_versions=(graph_version, tokenizer_version),
+        token_budget=token_budget,
+    )
+    declared = session.get_outputs()[[o.name for o in session.get_outputs()].index(embedder._output)].shape
+    if declared and isinstance(declared[-1], int) and declared[-1] != spec.dim:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: graph output {embedder._output!r} has dim {declared[-1]}; "
+            f"the spec says dim={spec.dim}. Fix 'dim' in the model card."
+        )
+    return embedder
+
+
+def probe_dim(spec: ModelSpec) -> int:
+    """Run the graph once on a short text (CPU) and return the vector dimension it produces.
+
+    ``spec.dim`` is ignored.
+
+    Raises:
+        ModelNotFoundError: A file is missing.
+        ModelLoadError: The graph or tokenizer cannot be loaded.
+        EmbeddingError: The graph fails on the probe, or its output does not fit ``spec.pooling``.
+    """
+    spec.check_files()
+    tokenizer, _ = _open_tokenizer(spec, _read_file(spec, spec.tokenizer_path, "tokenizer")[0])
+    session = _open_session(spec, _read_file(spec, spec.graph_path, "graph")[0], [CPU], 1)
+    inputs, output = _check_io(spec, session)
+    enc = tokenizer.encode("vecns probe", add_special_tokens=True)
+    batch = TokenBatch(
+        positions=np.zeros(1, dtype=np.int64),
+        input_ids=np.asarray([enc.ids], dtype=np.int64),
+        attention_mask=np.ones((1, len(enc.ids)), dtype=np.int64),
+        token_type_ids=np.asarray([enc.type_ids], dtype=np.int64),
+    )
+    return int(_run(spec, session, inputs, output, batch).shape[1])
