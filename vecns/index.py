@@ -68,6 +68,15 @@ _METRIC_KINDS = {"cos": _MetricKind.Cos, "ip": _MetricKind.IP, "l2sq": _MetricKi
 _SCALAR_KINDS = {"f32": _ScalarKind.F32, "f16": _ScalarKind.F16, "i8": _ScalarKind.I8}
 _SCALAR_BYTES = {"f32": 4, "f16": 2, "i8": 1}
 _CHUNK = 1 << 20
+_USEARCH_ERRNOS = (
+    errno_codes.ENOENT,
+    errno_codes.EACCES,
+    errno_codes.ENOSPC,
+    errno_codes.EDQUOT,
+    errno_codes.EROFS,
+    errno_codes.ENOTDIR,
+    errno_codes.EISDIR,
+)
 _REBUILD_HINT = "vecns rebuilds this index from the database on the next open"
 
 
@@ -248,7 +257,7 @@ def file_checksum(path: str | os.PathLike[str]) -> str:
 def _errno_text(exc: BaseException) -> str:
     code = getattr(exc, "errno", None)
     if code is None:
-        return f"{type(exc).__name__}: {exc}"
+        return f"errno unknown: {exc}"
     return f"errno {code} {errno_codes.errorcode.get(code, '?')}: {getattr(exc, 'strerror', '') or exc}"
 
 
@@ -689,7 +698,7 @@ class VectorIndex:
                         if after
                         else "the previous file there is untouched"
                     )
-                    + ". Free disk space or fix the device, then save again."
+                    + ". Check that the directory exists, is writable and has free space, then save again."
                 ) from exc
         return digest
 
@@ -698,10 +707,11 @@ class VectorIndex:
             self._index.save(os.fspath(tmp))
         except OSError:
             raise
-        except Exception as exc:  # usearch reports ENOSPC and EIO as RuntimeError without an errno
-            raise OSError(
-                errno_codes.EIO, f"usearch could not write the file ({type(exc).__name__}: {exc})"
-            ) from exc
+        except Exception as exc:  # usearch raises RuntimeError with the C library's text, no errno
+            text = str(exc)
+            message = f"usearch could not write the file ({type(exc).__name__}: {text}); a full disk is likely"
+            code = next((c for c in _USEARCH_ERRNOS if os.strerror(c) in text), None)
+            raise (OSError(message) if code is None else OSError(code, message)) from exc
 
 
 def _padded_results(result: Any, rows: int, count: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
