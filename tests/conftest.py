@@ -1,0 +1,51 @@
+"""Shared fixtures: temporary stores, the tiny ONNX model, deterministic vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vecns
+from tests.tiny_model import build_tiny_model
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    """A fresh store in a temporary directory, closed after the test."""
+    with vecns.connect(tmp_path / "store") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ONNX embedding model folder (dim 8) built once per session; treat it as read-only."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", dim=8, seed=0)
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    """A private copy of the tiny model, for tests that change its files."""
+    return build_tiny_model(tmp_path / "tiny-model", dim=8, seed=0)
+
+
+@pytest.fixture
+def text_store(store, tiny_folder: Path):
+    """A store with the tiny model registered as ``tiny`` and made the default."""
+    store.models.register(tiny_folder, model_id="tiny")
+    store.models.set_default("tiny")
+    return store
+
+
+def random_vectors(n: int, dim: int, *, seed: int = 0) -> np.ndarray:
+    """Deterministic float32 vectors with no zero rows."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, dim)).astype(np.float32) + 1e-3
+
+
+def vector_objects(n: int, dim: int, *, seed: int = 0, prefix: str = "o") -> list[dict]:
+    """Objects with caller-supplied vectors, two collections and an integer in their metadata."""
+    vectors = random_vectors(n, dim, seed=seed)
+    return [{"id": f"{prefix}{i}", "vector": vectors[i], "collection": "even" if i % 2 == 0 else "odd",
+             "metadata": {"i": i, "g": i % 7}} for i in range(n)]
