@@ -270,7 +270,7 @@ class Namespace:
             out[feature.name] = as_vectors(
                 value, dim=feature.dim, metric=feature.metric,
                 what=f"object {object_id!r}, feature {feature.name!r} of namespace {self.name!r}",
-                fix=_dim_fix(feature),
+                fix=_dim_fix(feature), single=True,
             )[0]
         if given:
             raise InvalidObjectError(f"object {object_id!r} names unknown features {sorted(given)}.")
@@ -397,7 +397,7 @@ class Namespace:
             return self._store._embedder_for(self, feature).embed([query], kind="query")[0]
         return as_vectors(query, dim=feature.dim, metric=feature.metric,
                           what=f"query vector for namespace {self.name!r} feature {feature.name!r}",
-                          fix=_dim_fix(feature))[0]
+                          fix=_dim_fix(feature), single=True)[0]
 
     def _filtered(self, index: Any, feature: Feature, vector: np.ndarray, k: int,
                   compiled: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -165,7 +165,7 @@ def check_timestamp(object_id: str, value: object) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str) -> np.ndarray:
+def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, single: bool = False) -> np.ndarray:
     """Turn a vector or a batch of vectors into a C-contiguous float32 (n, dim) array.
 
     Args:
@@ -174,6 +174,7 @@ def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str) -> 
         metric: The feature's metric; all-zero vectors are refused under ``cos``.
         what: How the message names the vector's owner.
         fix: What the message suggests when the dimension is wrong.
+        single: Accept only one 1-D vector.
 
     Raises:
         DimensionMismatchError: The vector's dimension is not ``dim``.
@@ -187,6 +188,8 @@ def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str) -> 
         raise InvalidVectorError(
             f"{what}: got values of type {array.dtype}; expected real numbers (float32 is stored)."
         )
+    if single and array.ndim != 1:
+        raise InvalidVectorError(f"{what}: got an array of shape {array.shape}; expected one vector of shape ({dim},).")
     if array.ndim == 1:
         array = array.reshape(1, -1)
     if array.ndim != 2:
