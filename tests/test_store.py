@@ -33,9 +33,8 @@ def test_schema_version_and_history_are_recorded(store):
 
 
 def test_a_store_from_a_newer_vecns_is_refused(tmp_path: Path):
-    with vecns.connect(tmp_path / "s") as store:
-        with store._catalog.atomic() as tx:
-            tx.execute("UPDATE vecns_meta SET value = '99' WHERE key = 'schema_version'")
+    with vecns.connect(tmp_path / "s") as store, store._catalog.atomic() as tx:
+        tx.execute("UPDATE vecns_meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(vecns.StoreVersionError, match="99"):
         vecns.connect(tmp_path / "s")
 
