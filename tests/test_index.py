@@ -427,6 +427,20 @@ def test_load_applies_search_settings(saved: tuple[Path, str, VectorIndex]) -> N
     assert loaded.settings()["expansion_search"] == 200
 
 
+def test_load_reports_the_files_connectivity(tmp_path: Path) -> None:
+    index = VectorIndex(16, connectivity=8, expansion_add=40)
+    index.add(np.arange(300), _vectors(300, 16))
+    digest = index.save(tmp_path / "c.usearch")
+    loaded = VectorIndex.load(
+        tmp_path / "c.usearch", dim=16, metric="cos", dtype="f16", checksum=digest, connectivity=32,
+        expansion_add=50,
+    )
+    assert loaded.settings()["connectivity"] == 8
+    assert loaded.settings()["expansion_add"] == 50
+    loaded.add(np.arange(300, 600), _vectors(300, 16, seed=1))
+    assert len(loaded) == 600
+
+
 def _assert_corrupted(path: Path, **expect: object) -> IndexCorruptedError:
     kwargs = {"dim": 16, "metric": "cos", "dtype": "f16", "checksum": None, **expect}
     with pytest.raises(IndexCorruptedError) as info:

@@ -64,6 +64,7 @@ TEMP_SUFFIX = ".tmp"
 
 _MAX_KEY = 2**63
 _F16_MAX = float(np.finfo(np.float16).max)
+_F32_MAX = float(np.finfo(np.float32).max)
 _METRIC_KINDS = {"cos": _MetricKind.Cos, "ip": _MetricKind.IP, "l2sq": _MetricKind.L2sq}
 _SCALAR_KINDS = {"f32": _ScalarKind.F32, "f16": _ScalarKind.F16, "i8": _ScalarKind.I8}
 _SCALAR_BYTES = {"f32": 4, "f16": 2, "i8": 1}
@@ -189,32 +190,33 @@ def _as_matrix(vectors: object, dim: int, *, what: str) -> tuple[np.ndarray, boo
             f"{what} have dim={arr.shape[1]}, but this index is locked to dim={dim}. "
             "Use vectors from the model the index was built with, or build a new index."
         )
-    # Casting float64 beyond float32 range would warn; the finiteness check below reports it instead.
-    with np.errstate(over="ignore", invalid="ignore"):
-        arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype != np.float32 or not arr.flags.c_contiguous:
+        # Casting float64 beyond float32 range would warn; the finiteness check reports it instead.
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = np.ascontiguousarray(arr, dtype=np.float32)
     return arr, single
 
 
 def _check_values(arr: np.ndarray, *, metric: str, dtype: str, what: str) -> None:
     """Refuse vectors that usearch would accept but store or rank wrongly."""
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise InvalidVectorError(
-            f"{what}: row {row} contains NaN or infinity; expected finite numbers. "
-            "Check the embedding model's output."
-        )
-    if dtype == "f16":
-        big = (np.abs(arr) > _F16_MAX).any(axis=1)
-        if big.any():
-            row = int(np.flatnonzero(big)[0])
+    # One pass over the data: each row's largest magnitude tells NaN/inf, f16 overflow and (since
+    # rounding is monotonic) whether the row rounds to all zeros.
+    peak = np.abs(arr).max(axis=1) if arr.size else np.zeros(arr.shape[0], dtype=np.float32)
+    limit = _F16_MAX if dtype == "f16" else _F32_MAX
+    bad = ~(peak <= limit)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        if not np.isfinite(peak[row]):
             raise InvalidVectorError(
-                f"{what}: row {row} has a component beyond the float16 range (+-{_F16_MAX:g}) of this "
-                "f16 index; scale the vectors down or use dtype='f32'."
+                f"{what}: row {row} contains NaN or infinity; expected finite numbers. "
+                "Check the embedding model's output."
             )
+        raise InvalidVectorError(
+            f"{what}: row {row} has a component beyond the float16 range (+-{_F16_MAX:g}) of this "
+            "f16 index; scale the vectors down or use dtype='f32'."
+        )
     if metric == "cos":
-        stored = arr.astype(np.float16) if dtype == "f16" else arr
-        zero = ~(stored != 0).any(axis=1)
+        zero = (peak.astype(np.float16) if dtype == "f16" else peak) == 0
         if zero.any():
             row = int(np.flatnonzero(zero)[0])
             raise InvalidVectorError(
@@ -417,7 +419,8 @@ class VectorIndex:
             dtype: The storage precision the file must have.
             checksum: The sha256 hex digest ``save`` returned, or None to skip that check (then a
                 flipped byte inside the vectors or graph goes unnoticed).
-            **settings: ``connectivity``, ``expansion_add``, ``expansion_search``, ``threads``.
+            **settings: ``expansion_add``, ``expansion_search``, ``threads``; ``connectivity`` is
+                accepted but the file's own value wins (the graph was built with it).
 
         Returns:
             The loaded index.
@@ -460,6 +463,10 @@ class VectorIndex:
             index._index.load(os.fspath(target))
         except Exception as exc:  # usearch raises RuntimeError/ValueError with free-form text
             raise corrupted(f"could not be parsed by usearch ({type(exc).__name__}: {exc})") from exc
+        # The graph's connectivity is fixed in the file; the expansions are runtime knobs it may reset.
+        index._connectivity = int(index._index.connectivity)
+        index._index.expansion_add = index._expansion_add
+        index._index.expansion_search = index._expansion_search
         return index
 
     def _check_header(self, target: Path, size: int, corrupted: Any) -> None:
@@ -592,7 +599,7 @@ class VectorIndex:
                 keys = np.empty((matrix.shape[0], count), dtype=np.int64)
                 scores = np.empty((matrix.shape[0], count), dtype=np.float32)
             else:
-                result = self._index.search(matrix, count, threads=self._threads)
+                result = self._index.search(matrix[0] if single else matrix, count, threads=self._threads)
                 keys, scores = _padded_results(result, matrix.shape[0], count, self._metric)
         if single:
             return keys[0], scores[0]
@@ -720,6 +727,8 @@ def _padded_results(result: Any, rows: int, count: int, metric: str) -> tuple[np
     raw_distances = np.asarray(result.distances)
     if raw_keys.ndim == 1:
         # A single query comes back as ``Matches``, already cut to the hits found.
+        if raw_keys.size == count:
+            return raw_keys.astype(np.int64).reshape(1, count), _to_scores(raw_distances, metric).reshape(1, count)
         found = np.array([raw_keys.size])
         raw_keys = raw_keys.reshape(1, -1)
         raw_distances = raw_distances.reshape(1, -1)
