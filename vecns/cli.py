@@ -211,8 +211,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 # -- namespaces ----------------------------------------------------------------------------------
 
 
-def _namespace_dict(store: Store, ns: Namespace) -> dict[str, Any]:
-    aliases = [a.name for a in store.aliases.list() if a.namespace_id == ns.id]
+def _namespace_dict(store: Store, ns: Namespace, *, aliases: Sequence[Any] | None = None) -> dict[str, Any]:
+    aliases = [a.name for a in (store.aliases.list() if aliases is None else aliases) if a.namespace_id == ns.id]
     return {
         "name": ns.name, "id": ns.id, "created_at": ns.created_at.isoformat(),
         "description": ns.record.description, "count": ns.count(), "aliases": aliases,
@@ -274,7 +274,8 @@ def ns_create(state: CliState, name: str, model_id: str | None, dim: int | None,
 def ns_list(state: CliState) -> None:
     """List every namespace with its model, dim, count and aliases."""
     store = state.store()
-    data = [_namespace_dict(store, ns) for ns in store.namespaces()]
+    aliases = store.aliases.list()
+    data = [_namespace_dict(store, ns, aliases=aliases) for ns in store.namespaces()]
     state.emit(data, lambda console: console.print(table(
         ("name", "id", "model", "dim", "metric", "count", "aliases", "created"),
         ((d["name"], d["id"], d["features"][0]["model_id"], d["features"][0]["dim"], d["features"][0]["metric"],

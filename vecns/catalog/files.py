@@ -111,8 +111,8 @@ class FileRows:
     def count(self) -> int:
         """Number of rows in the file (a full pass for JSONL and CSV; Parquet reads its footer)."""
         with self._reading():
-            row = self._con.execute(f"SELECT count(*) FROM {_READERS[self.file_format]}(?)", self._params).fetchone()
-        return int(row[0]) if row else 0
+            row = self._con.execute(f"SELECT count(*) FROM {_READERS[self.file_format]}(?)", self._params).fetchall()
+        return int(row[0][0]) if row else 0
 
     def batches(self, batch_size: int) -> Iterator[list[dict[str, Any]]]:
         """Yield the rows in file order, ``batch_size`` at a time, as dicts of plain Python values.
