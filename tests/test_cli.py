@@ -339,3 +339,21 @@ def test_ingest_file_progress_can_cancel_and_clock_is_injectable(store: vecns.St
     assert seen == [(3, 10), (6, 10)]
     assert (report.count, report.cancelled, report.seconds, report.docs_per_second) == (6, True, 2.0, 3.0)
     assert ns.count() == 6
+
+
+def test_ingest_error_after_written_batches_says_how_many(store: vecns.Store, tmp_path: Path):
+    ns = store.create_namespace("vec", dim=2)
+    ns.add([{"id": "r2", "vector": [1.0, 2.0]}])
+    path = write_jsonl(tmp_path / "r.jsonl", [{"id": f"r{i}", "vector": [1.0, float(i + 1)]} for i in range(4)])
+    with pytest.raises(vecns.ObjectExistsError, match="2 objects from the start of .* were written before"):
+        ingest_file(ns, path, batch_size=1)
+    assert sorted(o.id for o in ns) == ["r0", "r1", "r2"]
+
+
+def test_main_runs_the_command_line(capsys: pytest.CaptureFixture[str]):
+    from vecns.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"vecns {vecns.__version__}"
