@@ -512,6 +512,20 @@ def test_file_of_another_dim_metric_or_dtype_is_refused(
         assert "dim=16" in str(error)
 
 
+def test_checksum_is_case_insensitive_and_must_be_a_string(saved: tuple[Path, str, VectorIndex]) -> None:
+    path, digest, _ = saved
+    loaded = VectorIndex.load(path, dim=16, metric="cos", dtype="f16", checksum=digest.upper())
+    assert len(loaded) == 200
+    with pytest.raises(ValidationError, match="checksum"):
+        VectorIndex.load(path, dim=16, metric="cos", dtype="f16", checksum=bytes.fromhex(digest))  # type: ignore[arg-type]
+
+
+def test_directory_in_place_of_the_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "dir.usearch"
+    path.mkdir()
+    assert "cannot be read" in str(_assert_corrupted(path))
+
+
 def test_garbage_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "g.usearch"
     path.write_bytes(os.urandom(5000))

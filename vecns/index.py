@@ -409,8 +409,8 @@ class VectorIndex:
     ) -> VectorIndex:
         """Read an index file written by ``save``, after checking that it is the expected one.
 
-        The checksum (when given) and the file header are checked before usearch parses the file. The
-        file is read into memory, never memory-mapped, so the result can be written to.
+        The file is read once into memory; the checksum (when given) and the header are checked on those
+        bytes before usearch parses them. The result is never memory-mapped, so it can be written to.
 
         Args:
             path: The index file.
@@ -426,8 +426,8 @@ class VectorIndex:
             The loaded index.
 
         Raises:
-            IndexCorruptedError: The file is missing, empty, truncated, fails its checksum, or holds an
-                index of another dimension, metric or precision.
+            IndexCorruptedError: The file is missing, empty, truncated, a symbolic link, fails its
+                checksum, or holds an index of another dimension, metric or precision.
             ValidationError: An argument is invalid.
         """
         index = cls(dim, metric=metric, dtype=dtype, **settings)
@@ -441,26 +441,28 @@ class VectorIndex:
                 + f". The file is derived state: {_REBUILD_HINT}, or delete it to force that."
             )
 
+        if checksum is not None and not isinstance(checksum, str):
+            raise ValidationError(f"checksum must be a sha256 hex string or None, got {type(checksum).__name__}")
         if target.is_symlink():
             raise corrupted("is a symbolic link, which vecns refuses to follow")
+        # One read serves the checksum, the header checks and usearch, so a file replaced midway by
+        # another writer cannot pass the checks and then be parsed in its new form.
         try:
-            size = target.stat().st_size
+            data = target.read_bytes()
         except FileNotFoundError as exc:
             raise corrupted("is missing") from exc
         except OSError as exc:
             raise corrupted(f"cannot be read ({_errno_text(exc)})") from exc
-        if size == 0:
+        if not data:
             raise corrupted("is empty (0 bytes)")
         if checksum is not None:
-            try:
-                seen = file_checksum(target)
-            except StoreError as exc:
-                raise corrupted(f"cannot be read ({exc.__cause__})") from exc
+            seen = hashlib.sha256(data).hexdigest()
             if seen != checksum.lower():
                 raise corrupted(f"has sha256 {seen}, which does not match")
-        index._check_header(target, size, corrupted)
+        index._check_header(data, corrupted)
         try:
-            index._index.load(os.fspath(target))
+            # Loading from a buffer copies it: the result is a normal, writable index, never a view.
+            index._index.load(data)
         except Exception as exc:  # usearch raises RuntimeError/ValueError with free-form text
             raise corrupted(f"could not be parsed by usearch ({type(exc).__name__}: {exc})") from exc
         # The graph's connectivity is fixed in the file; the expansions are runtime knobs it may reset.
@@ -469,9 +471,9 @@ class VectorIndex:
         index._index.expansion_search = index._expansion_search
         return index
 
-    def _check_header(self, target: Path, size: int, corrupted: Any) -> None:
+    def _check_header(self, data: bytes, corrupted: Any) -> None:
         try:
-            meta = _UsearchIndex.metadata(os.fspath(target))
+            meta = _UsearchIndex.metadata(data)
         except Exception as exc:  # usearch raises ValueError("End of file reached!") and the like
             raise corrupted(f"has no readable usearch header ({type(exc).__name__}: {exc})") from exc
         if not meta:
@@ -493,17 +495,16 @@ class VectorIndex:
         header_format = "<QQ" if wide else "<II"
         header_size = struct.calcsize(header_format)
         try:
-            with open(target, "rb") as handle:
-                rows, cols = struct.unpack(header_format, handle.read(header_size))
-        except (OSError, struct.error) as exc:
+            rows, cols = struct.unpack_from(header_format, data)
+        except struct.error as exc:
             raise corrupted(f"has an unreadable vector matrix header ({exc})") from exc
         # usearch records the matrix width in bytes per row, not in scalars.
         matrix_bytes = header_size + rows * cols
         row_bytes = self._dim * _SCALAR_BYTES[self._dtype]
-        if cols != row_bytes or rows < meta.get("count_present", 0) or matrix_bytes > size:
+        if cols != row_bytes or rows < meta.get("count_present", 0) or matrix_bytes > len(data):
             raise corrupted(
                 f"has a vector matrix header of {rows} rows x {cols} bytes that does not fit its "
-                f"{size} bytes and {meta.get('count_present')} vectors"
+                f"{len(data)} bytes and {meta.get('count_present')} vectors"
             )
 
     def add(self, keys: object, vectors: object) -> None:
