@@ -12,6 +12,7 @@ import pytest
 
 import vecns
 from tests.conftest import vector_objects
+from vecns.catalog import SCHEMA_VERSION
 
 
 def test_connect_creates_the_layout_and_reopens(tmp_path: Path):
@@ -28,8 +29,26 @@ def test_connect_creates_the_layout_and_reopens(tmp_path: Path):
 
 def test_schema_version_and_history_are_recorded(store):
     rows = store._catalog.fetchall("SELECT version, vecns_version, duckdb_version FROM vecns_schema_history")
-    assert rows and rows[0][0] == 1 and rows[0][1] == vecns.__version__
-    assert store._catalog.fetchone("SELECT value FROM vecns_meta WHERE key = 'schema_version'") == ("1",)
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    assert rows[0][1] == vecns.__version__
+    assert store._catalog.fetchone("SELECT value FROM vecns_meta WHERE key = 'schema_version'") == (
+        str(SCHEMA_VERSION),)
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path: Path):
+    path = tmp_path / "s"
+    with vecns.connect(path) as store:
+        store.create_namespace("docs", dim=4).add(vector_objects(3, 4))
+        with store._catalog.atomic() as tx:  # make it look like a schema-1 store
+            for table in ("migrations", "migration_failures", "evaluations"):
+                tx.execute(f"DROP TABLE {table}")
+            tx.execute("DELETE FROM vecns_schema_history WHERE version > 1")
+            tx.execute("UPDATE vecns_meta SET value = '1' WHERE key = 'schema_version'")
+    with vecns.connect(path) as store:
+        assert store.namespace("docs").count() == 3
+        versions = [r[0] for r in store._catalog.fetchall("SELECT version FROM vecns_schema_history ORDER BY 1")]
+        assert versions == list(range(1, SCHEMA_VERSION + 1))
+        assert store._catalog.fetchone("SELECT count(*) FROM migrations") == (0,)
 
 
 def test_a_store_from_a_newer_vecns_is_refused(tmp_path: Path):

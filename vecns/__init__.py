@@ -3,6 +3,7 @@
 Open a store with :func:`connect`; everything else is reachable from the returned :class:`Store`.
 """
 
+from vecns import migrate
 from vecns.aliases import AliasInfo
 from vecns.catalog import Feature
 from vecns.errors import (
@@ -41,6 +42,9 @@ from vecns.errors import (
     ValidationError,
     VecnsError,
 )
+from vecns.migrate.cutover import CutoverResult
+from vecns.migrate.manager import Migration, MigrationStatus
+from vecns.migrate.plan import ValidationReport
 from vecns.namespace import Hit, Namespace, Object
 from vecns.registry import ModelInfo
 from vecns.store import Store, connect
@@ -53,6 +57,7 @@ __all__ = [
     "AlreadyExistsError",
     "ConfigError",
     "CutoverRefusedError",
+    "CutoverResult",
     "DimensionMismatchError",
     "DuplicateIdError",
     "EmbeddingError",
@@ -63,9 +68,11 @@ __all__ = [
     "InvalidNameError",
     "InvalidObjectError",
     "InvalidVectorError",
+    "Migration",
     "MigrationError",
     "MigrationNotFoundError",
     "MigrationStateError",
+    "MigrationStatus",
     "ModelError",
     "ModelExistsError",
     "ModelInfo",
@@ -88,7 +95,9 @@ __all__ = [
     "StoreLockedError",
     "StoreVersionError",
     "ValidationError",
+    "ValidationReport",
     "VecnsError",
     "__version__",
     "connect",
+    "migrate",
 ]

@@ -87,6 +87,12 @@ def stdlib_docs(*, limit: int | None = None, min_chars: int = 40, unit: str = "d
     """
     if unit not in UNITS:
         raise ValueError(f"unit {unit!r} is not one of {UNITS}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reading deprecated modules' attributes warns; the corpus only reads
+        return _walk(limit, min_chars, unit)
+
+
+def _walk(limit: int | None, min_chars: int, unit: str) -> list[Doc]:
     docs: list[Doc] = []
     seen: set[str] = set()
     for module_name in stdlib_modules():

@@ -13,6 +13,7 @@ from typing import Any
 
 from vecns.aliases import Aliases
 from vecns.catalog import Catalog, Feature, NamespaceRecord, records
+from vecns.catalog import migrations as mig_db
 from vecns.catalog import objects as rows_db
 from vecns.errors import (
     ConfigError,
@@ -76,6 +77,13 @@ class Store:
         self._embed_lock = threading.Lock()
         self.models = ModelRegistry(self._catalog)
         self.aliases = Aliases(self)
+        self._migrations: Any = None
+        if not read_only:
+            with self._catalog.atomic() as tx:
+                stale = mig_db.mark_interrupted(tx)
+            for migration_id in stale:
+                log.warning("migration %s was running in a process that is gone; it is now 'interrupted' and can "
+                            "be resumed", migration_id)
 
     def __repr__(self) -> str:
         state = "closed" if self._catalog.closed else ("read-only" if self.read_only else "open")
@@ -246,6 +254,36 @@ class Store:
         if embedder.fingerprint != feature.fingerprint:
             raise mismatch(namespace, feature, embedder.fingerprint)
         return embedder
+
+    # -- migrations ------------------------------------------------------------------------------
+
+    @property
+    def migrations(self) -> Any:
+        """The store's migrations (``vecns.migrate.manager.Migrations``): validate, create, get, list, delete."""
+        if self._migrations is None:
+            from vecns.migrate.manager import Migrations  # the migrate layer sits above the store
+
+            self._migrations = Migrations(self)
+        return self._migrations
+
+    def cutover(self, migration: Any, *, alias: str, gate: Any = None) -> Any:
+        """Move ``alias`` from a completed migration's source to its target in one transaction.
+
+        Args:
+            migration: The migration, its id, or its target namespace's name.
+            alias: The alias applications read through.
+            gate: Optional relevance gate, e.g. ``{"metric": "ndcg@10", "max_drop": 0.0}``.
+
+        Returns:
+            A ``CutoverResult``. ``store.aliases.rollback(alias)`` moves the alias back.
+
+        Raises:
+            MigrationStateError: The migration is not completed.
+            CutoverRefusedError: The gate found the target worse than allowed.
+        """
+        from vecns.migrate.cutover import cutover
+
+        return cutover(self, migration, alias=alias, gate=gate)
 
     # -- lifecycle -------------------------------------------------------------------------------
 

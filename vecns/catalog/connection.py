@@ -25,7 +25,7 @@ from vecns.errors import (
     StoreVersionError,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 

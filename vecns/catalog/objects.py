@@ -152,13 +152,14 @@ def delete(tx: Any, catalog: Catalog, record: NamespaceRecord, found: dict[str, 
 
 
 def get(catalog: Catalog, record: NamespaceRecord, *, ids: Sequence[str] | None = None,
-        keys: Sequence[int] | None = None) -> list[StoredObject]:
-    """Read objects by user id or by key (order unspecified)."""
+        keys: Sequence[int] | None = None, where: str = "TRUE", params: Sequence[Any] = ()) -> list[StoredObject]:
+    """Read objects by user id or by key (order unspecified), optionally only those matching a filter."""
     column, values = ("id", list(ids)) if ids is not None else ("key", [int(k) for k in keys or ()])
     if not values:
         return []
     rows = catalog.fetchall(
-        f'SELECT {_OBJECT_COLUMNS} FROM "{record.objects_table}" WHERE {column} IN (SELECT unnest(?))', [values]
+        f'SELECT {_OBJECT_COLUMNS} FROM "{record.objects_table}" WHERE {column} IN (SELECT unnest(?)) AND ({where})',
+        [values, *params],
     )
     return [StoredObject(*row) for row in rows]
 
