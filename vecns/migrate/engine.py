@@ -94,6 +94,8 @@ class Engine:
                     "delete this migration and its target and start a new one."
                 )
         self.provider = next((e.provider for e in self._embedders.values()), None)
+        row = mig_db.get(self._catalog, migration_id)
+        self._processed, self._caught_up, self._failed = row.processed, row.caught_up, row.failed
 
     # -- the snapshot pass -----------------------------------------------------------------------
 
@@ -123,6 +125,14 @@ class Engine:
                     continue
             return False
 
+        def take(q: queue.Queue) -> Any:
+            while not stop.is_set():
+                try:
+                    return q.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+            return _DONE
+
         def guarded(fn: Callable[[], None], downstream: queue.Queue, count: int = 1) -> Callable[[], None]:
             def run() -> None:
                 try:
@@ -141,8 +151,8 @@ class Engine:
                     return
 
         def tokenise() -> None:
-            while not stop.is_set():
-                batch = read_q.get()
+            while True:
+                batch = take(read_q)
                 if batch is _DONE:
                     return
                 self._tokenise(batch)
@@ -150,8 +160,8 @@ class Engine:
                     return
 
         def infer() -> None:
-            while not stop.is_set():
-                batch = token_q.get()
+            while True:
+                batch = take(token_q)
                 if batch is _DONE:
                     put(token_q, _DONE)  # let the other inference workers see the end too
                     return
@@ -169,7 +179,12 @@ class Engine:
         expected, finished = 0, 0
         try:
             while finished < self._workers:
-                item = out_q.get()
+                try:
+                    item = out_q.get(timeout=0.1)
+                except queue.Empty:
+                    if errors:  # a stage failed: its end-of-stream marker may never arrive
+                        raise errors[0] from None
+                    continue
                 if item is _DONE:
                     finished += 1
                     continue
@@ -256,18 +271,21 @@ class Engine:
                         created_at=[o.created_at for o in objects], updated_at=[o.updated_at for o in objects])
                     seq = rows_db.write(tx, self._catalog, self._target, rows, batch.vectors, replace_keys=replace)
                 crashpoint("after_insert_before_progress")
-                mig_db.record_failures(tx, self._id, batch.failures)
-                mig_db.clear_failures(tx, self._id, [o.id for o in objects])
-                row = mig_db.get(self._catalog, self._id)
-                values: dict[str, Any] = {"heartbeat_at": now(),
-                                          "failed": mig_db.count_failures(self._catalog, self._id)}
+                values: dict[str, Any] = {"heartbeat_at": now()}
+                if batch.failures or self._failed:
+                    mig_db.record_failures(tx, self._id, batch.failures)
+                    mig_db.clear_failures(tx, self._id, [o.id for o in objects])
+                    values["failed"] = mig_db.count_failures(self._catalog, self._id)
                 if checkpoint:
-                    values.update(last_key=batch.objects[-1].key, processed=row.processed + len(batch.objects))
+                    values.update(last_key=batch.objects[-1].key, processed=self._processed + len(batch.objects))
                 else:
-                    values.update(caught_up=row.caught_up + len(batch.objects))
+                    values.update(caught_up=self._caught_up + len(batch.objects))
                 if applied_seq is not None:
                     values["applied_seq"] = applied_seq
                 mig_db.update(tx, self._id, **values)
+            self._processed = values.get("processed", self._processed)
+            self._caught_up = values.get("caught_up", self._caught_up)
+            self._failed = values.get("failed", self._failed)
             if seq is not None:
                 added = {name: (keys, vectors) for name, vectors in batch.vectors.items()} if objects else {}
                 self._store._indexes.apply(self._target, added, removed=list(gone.values()), seq=seq)
@@ -321,11 +339,11 @@ class Engine:
             with self._catalog.atomic() as tx:
                 found = {i: k for i, (k, _) in rows_db.existing(tx, self._target, ids).items()}
                 seq = rows_db.delete(tx, self._catalog, self._target, found) if found else None
-                row = mig_db.get(self._catalog, self._id)
-                values: dict[str, Any] = {"caught_up": row.caught_up + len(ids), "heartbeat_at": now()}
+                values: dict[str, Any] = {"caught_up": self._caught_up + len(ids), "heartbeat_at": now()}
                 if applied_seq is not None:
                     values["applied_seq"] = applied_seq
                 mig_db.update(tx, self._id, **values)
+            self._caught_up += len(ids)
             if seq is not None:
                 self._store._indexes.apply(self._target, {}, removed=list(found.values()), seq=seq)
 
