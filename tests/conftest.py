@@ -9,6 +9,7 @@ import pytest
 
 import vecns
 from tests.tiny_model import build_tiny_model
+from vecns.corpus import stdlib_docs
 
 
 @pytest.fixture
@@ -49,3 +50,43 @@ def vector_objects(n: int, dim: int, *, seed: int = 0, prefix: str = "o") -> lis
     vectors = random_vectors(n, dim, seed=seed)
     return [{"id": f"{prefix}{i}", "vector": vectors[i], "collection": "even" if i % 2 == 0 else "odd",
              "metadata": {"i": i, "g": i % 7}} for i in range(n)]
+
+
+MIGRATION_OBJECTS = 300
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
+    """Two tiny models: tiny-a (dim 8, seed 0) and tiny-b (dim 16, seed 1)."""
+    root = tmp_path_factory.mktemp("models")
+    return build_tiny_model(root / "a", dim=8, seed=0), build_tiny_model(root / "b", dim=16, seed=1)
+
+
+@pytest.fixture(scope="session")
+def docs():
+    """The first stdlib docstrings, the migration tests' source texts."""
+    return stdlib_docs(limit=MIGRATION_OBJECTS)
+
+
+@pytest.fixture
+def env(tmp_path: Path, tiny_models, docs):
+    """A store with tiny-a and tiny-b registered, namespace src of MIGRATION_OBJECTS texts, alias prod."""
+    store = vecns.connect(tmp_path / "store")
+    store.models.register(tiny_models[0], model_id="tiny-a")
+    store.models.register(tiny_models[1], model_id="tiny-b")
+    source = store.create_namespace("src", "tiny-a")
+    source.add([{"id": d.id, "text": d.text, "collection": "odd" if i % 2 else "even",
+                 "metadata": {"i": i}} for i, d in enumerate(docs)])
+    store.aliases.set("prod", "src")
+    yield store, source
+    store.close()
+
+
+def migration_body(**changes) -> dict:
+    """A re_extract config from namespace src (tiny-a, dim 8) to dst (tiny-b, dim 16); changes override."""
+    config = {"migration_type": "re_extract", "source_namespace_id": "src", "target_namespace_name": "dst",
+              "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
+                                      "params": {"embedding_model": "tiny-b"}}],
+              "batch_options": {"batch_size": 32, "max_workers": 2}}
+    config.update(changes)
+    return config

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
-from tiny_model import build_tiny_model
 
+from tests.tiny_model import build_tiny_model
 from vecns.embed import CPU_TOKEN_BUDGET, Embedder, TokenBatch, load_embedder, probe_dim
 from vecns.errors import EmbeddingError, ModelLoadError, ValidationError
-from vecns.models import spec_from_folder
+from vecns.models import builtin_specs, spec_from_folder
 
 TEXTS = [
     "short",
@@ -111,15 +115,19 @@ def test_query_prefix_applied(tiny_folder, embedder):
     prefixed = load_embedder(spec_from_folder(tiny_folder, query_prefix="query: "))
     text = "what is a namespace"
     assert prefixed.count_tokens([text], kind="query") == embedder.count_tokens([text]) + 2
-    np.testing.assert_allclose(prefixed.embed([text], kind="query"), embedder.embed(["query: " + text]),
-                               atol=1e-6)
+    np.testing.assert_allclose(prefixed.embed([text], kind="query"), embedder.embed(["query: " + text]), atol=1e-6)
     np.testing.assert_allclose(prefixed.embed([text], kind="document"), embedder.embed([text]), atol=1e-6)
 
 
 @pytest.mark.parametrize(
     ("texts", "kind", "batch_size"),
-    [("one string", "document", None), (["ok", 3], "document", None), (["ok"], "passage", None),
-     (["ok"], "document", 0), (["ok"], "document", True)],
+    [
+        ("one string", "document", None),
+        (["ok", 3], "document", None),
+        (["ok"], "passage", None),
+        (["ok"], "document", 0),
+        (["ok"], "document", True),
+    ],
 )
 def test_bad_arguments_raise_validation_error(embedder, texts, kind, batch_size):
     with pytest.raises(ValidationError):
@@ -190,8 +198,6 @@ def test_corrupt_file_raises_model_load_error_naming_it(tmp_path, victim):
 
 def test_pinned_sha256_mismatch_raises_model_load_error(tiny_folder):
     spec = spec_from_folder(tiny_folder, dim=8)
-    import dataclasses
-
     pinned = dataclasses.replace(spec, graph_sha256="0" * 64)
     with pytest.raises(ModelLoadError, match="sha256"):
         load_embedder(pinned)
@@ -236,3 +242,50 @@ def test_unknown_provider_choice_is_refused(tiny_folder):
 def test_probe_dim_reads_the_graph(tmp_path):
     spec = spec_from_folder(build_tiny_model(tmp_path / "m", dim=5), dim=99)
     assert probe_dim(spec) == 5
+
+
+GOLDEN_DIR = Path(__file__).parent / "data"
+REAL_MODELS = ["all-minilm-l6-v2-int8", "paraphrase-minilm-l3-v2"]
+
+
+@pytest.fixture(scope="module", params=REAL_MODELS)
+def golden(request):
+    spec = builtin_specs()[request.param]
+    if not spec.is_installed():
+        pytest.skip(f"{request.param} is not installed (the `models` extra)")
+    data = json.loads((GOLDEN_DIR / f"golden_{request.param}.json").read_text(encoding="utf-8"))
+    return load_embedder(spec), data
+
+
+def _cosines(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    return (vectors * reference).sum(axis=1) / np.linalg.norm(reference, axis=1)
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("batch_size", [1, None])
+def test_golden_vectors(golden, batch_size):
+    loaded, data = golden
+    reference = np.asarray(data["vectors"], dtype=np.float64)
+    vectors = loaded.embed(data["texts"], batch_size=batch_size)
+    assert vectors.shape == reference.shape == (len(data["texts"]), 384)
+    cosines = _cosines(vectors, reference)
+    assert cosines.min() >= data["min_cosine"], dict(zip(data["texts"], cosines.round(6).tolist(), strict=True))
+    assert cosines.mean() >= data["min_mean_cosine"]
+
+
+@pytest.mark.models
+def test_golden_texts_exercise_truncation(golden):
+    loaded, data = golden
+    counts = [loaded.count_tokens([text]) for text in data["texts"]]
+    assert max(counts) == loaded.spec.max_tokens
+    if loaded.spec.max_tokens > 128:
+        # A text between 128 and max_tokens catches the shipped tokenizer's own 128-token cut.
+        assert any(128 < n < loaded.spec.max_tokens for n in counts)
+
+
+@pytest.mark.models
+def test_real_model_fingerprint_and_provider(golden):
+    loaded, _ = golden
+    assert loaded.fingerprint == loaded.spec.fingerprint()
+    assert loaded.provider == "CPUExecutionProvider"
+    assert not loaded.is_stale()

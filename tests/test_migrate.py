@@ -10,45 +10,11 @@ import numpy as np
 import pytest
 
 import vecns
+from tests.conftest import MIGRATION_OBJECTS as N
+from tests.conftest import migration_body as body
 from tests.tiny_model import build_tiny_model
 from vecns.catalog import migrations as mig_db
 from vecns.catalog import objects as rows_db
-from vecns.corpus import stdlib_docs
-
-N = 300
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("models")
-    return build_tiny_model(root / "a", dim=8, seed=0), build_tiny_model(root / "b", dim=16, seed=1)
-
-
-@pytest.fixture(scope="session")
-def docs():
-    return stdlib_docs(limit=N)
-
-
-@pytest.fixture
-def env(tmp_path: Path, tiny_models, docs):
-    store = vecns.connect(tmp_path / "store")
-    store.models.register(tiny_models[0], model_id="tiny-a")
-    store.models.register(tiny_models[1], model_id="tiny-b")
-    source = store.create_namespace("src", "tiny-a")
-    source.add([{"id": d.id, "text": d.text, "collection": "odd" if i % 2 else "even",
-                 "metadata": {"i": i}} for i, d in enumerate(docs)])
-    store.aliases.set("prod", "src")
-    yield store, source
-    store.close()
-
-
-def body(**changes) -> dict:
-    config = {"migration_type": "re_extract", "source_namespace_id": "src", "target_namespace_name": "dst",
-              "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
-                                      "params": {"embedding_model": "tiny-b"}}],
-              "batch_options": {"batch_size": 32, "max_workers": 2}}
-    config.update(changes)
-    return config
 
 
 def dump(store: vecns.Store) -> str:

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import vecns
-from tests.test_migrate import body, docs, env, tiny_models  # noqa: F401 - fixtures
+from tests.conftest import migration_body as body
 from vecns.migrate.events import verify_signature
 
 SECRET = "s3cret-for-tests"

@@ -4,8 +4,8 @@ import dataclasses
 import json
 
 import pytest
-from tiny_model import build_tiny_model, tiny_model_id
 
+from tests.tiny_model import build_tiny_model, tiny_model_id
 from vecns.errors import ConfigError, InvalidNameError, ModelLoadError, ModelNotFoundError
 from vecns.models import (
     DEFAULT_MODEL_ID,
@@ -144,8 +144,16 @@ def test_to_dict_from_dict_round_trip(folder):
 
 @pytest.mark.parametrize(
     "change",
-    [{"extra": 1}, {"dim": 0}, {"dim": "8"}, {"pooling": "max"}, {"max_tokens": 1}, {"normalize": "yes"},
-     {"graph_sha256": "abc"}, {"source": "hub"}],
+    [
+        {"extra": 1},
+        {"dim": 0},
+        {"dim": "8"},
+        {"pooling": "max"},
+        {"max_tokens": 1},
+        {"normalize": "yes"},
+        {"graph_sha256": "abc"},
+        {"source": "hub"},
+    ],
 )
 def test_from_dict_refuses_bad_values(folder, change):
     data = {**spec_from_folder(folder).to_dict(), **change}
@@ -163,13 +171,19 @@ def test_from_dict_refuses_missing_keys(folder):
 def test_settings_hold_what_changes_vectors(folder):
     spec = spec_from_folder(folder)
     assert set(spec.settings()) == {
-        "dim", "pooling", "normalize", "max_tokens", "output", "query_prefix", "document_prefix",
+        "dim",
+        "pooling",
+        "normalize",
+        "max_tokens",
+        "output",
+        "query_prefix",
+        "document_prefix",
     }
 
 
 @pytest.mark.parametrize(
-    "change", [{"pooling": "cls"}, {"normalize": False}, {"max_tokens": 64}, {"query_prefix": "q"},
-               {"document_prefix": "d"}]
+    "change",
+    [{"pooling": "cls"}, {"normalize": False}, {"max_tokens": 64}, {"query_prefix": "q"}, {"document_prefix": "d"}],
 )
 def test_fingerprint_covers_each_setting(folder, change):
     spec = spec_from_folder(folder)
