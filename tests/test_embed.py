@@ -123,6 +123,8 @@ def test_query_prefix_applied(tiny_folder, embedder):
     ("texts", "kind", "batch_size"),
     [
         ("one string", "document", None),
+        (b"bytes", "document", None),
+        (42, "document", None),
         (["ok", 3], "document", None),
         (["ok"], "passage", None),
         (["ok"], "document", 0),
@@ -132,6 +134,13 @@ def test_query_prefix_applied(tiny_folder, embedder):
 def test_bad_arguments_raise_validation_error(embedder, texts, kind, batch_size):
     with pytest.raises(ValidationError):
         embedder.embed(texts, kind=kind, batch_size=batch_size)
+
+
+def test_any_iterable_of_strings_is_accepted(embedder):
+    expected = embedder.embed(TEXTS)
+    np.testing.assert_allclose(embedder.embed(tuple(TEXTS)), expected, atol=1e-6)
+    np.testing.assert_allclose(embedder.embed(t for t in TEXTS), expected, atol=1e-6)
+    assert embedder.count_tokens(iter(TEXTS)) == embedder.count_tokens(TEXTS)
 
 
 def test_pooled_graph_matches_numpy_pooling(tmp_path, embedder):

@@ -59,9 +59,7 @@ def _graph(*, dim: int, seed: int, pooled: bool) -> onnx.ModelProto:
         helper.make_node("Unsqueeze", ["type_zero", "last_axis"], ["type_zero3"]),
         helper.make_node("Add", ["projected", "type_zero3"], ["last_hidden_state"]),
     ]
-    outputs = [
-        helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", dim])
-    ]
+    outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "sequence", dim])]
     if pooled:
         nodes += [
             helper.make_node("Cast", ["attention_mask"], ["mask_float"], to=TensorProto.FLOAT),

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import io
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def _load_quietly(names: Sequence[str]) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=1)
 def cuda_available() -> bool:
     """Whether onnxruntime can really run on CUDA here: its CUDA provider and libraries load.
 
@@ -181,9 +183,7 @@ def _parse_tokenizer(spec: ModelSpec, data: bytes) -> tuple[Tokenizer, int]:
         padding = tokenizer.padding or {}
         pad_id = padding.get("pad_id")
         if pad_id is None:
-            pad_id = next(
-                (tokenizer.token_to_id(t) for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t)), 0
-            )
+            pad_id = next((tokenizer.token_to_id(t) for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t)), 0)
         # The shipped BERT files pad to 128 and truncate at 128; the card decides instead.
         tokenizer.enable_truncation(max_length=spec.max_tokens)
         tokenizer.no_padding()
@@ -203,9 +203,7 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     return options
 
 
-def _open_session(
-    spec: ModelSpec, data: bytes, providers: list[str], threads: int | None
-) -> ort.InferenceSession:
+def _open_session(spec: ModelSpec, data: bytes, providers: list[str], threads: int | None) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(data, sess_options=_session_options(threads), providers=providers)
     except Exception as exc:
@@ -234,9 +232,7 @@ def _check_io(spec: ModelSpec, session: ort.InferenceSession) -> tuple[tuple[str
 
 def _choose_providers(spec: ModelSpec, providers: str) -> list[str]:
     if providers not in PROVIDER_CHOICES:
-        raise ValidationError(
-            f"providers={providers!r} is not supported; expected one of {PROVIDER_CHOICES}."
-        )
+        raise ValidationError(f"providers={providers!r} is not supported; expected one of {PROVIDER_CHOICES}.")
     if providers == "cpu":
         return [CPU]
     if cuda_available():
@@ -297,11 +293,8 @@ class Embedder:
             return True
         return now != self._file_versions
 
-    def _encode(self, texts: Sequence[str], kind: str) -> list:
-        if isinstance(texts, str) or not isinstance(texts, Sequence):
-            raise ValidationError(
-                f"texts must be a list of strings; got {type(texts).__name__}. Wrap a single text: [text]."
-            )
+    def _encode(self, texts: Iterable[str], kind: str) -> list:
+        texts = _text_list(texts)
         if kind not in KINDS:
             raise ValidationError(f"kind={kind!r} is not supported; expected one of {KINDS}.")
         for i, text in enumerate(texts):
@@ -313,9 +306,7 @@ class Embedder:
             encode = getattr(self._tokenizer, "encode_batch_fast", self._tokenizer.encode_batch)
             return encode(prefixed, add_special_tokens=True)
         except Exception as exc:
-            raise EmbeddingError(
-                f"model {self.spec.model_id!r}: tokenizing {len(texts)} texts failed: {exc}."
-            ) from exc
+            raise EmbeddingError(f"model {self.spec.model_id!r}: tokenizing {len(texts)} texts failed: {exc}.") from exc
 
     def count_tokens(self, texts: Sequence[str], *, kind: str = "document") -> int:
         """Tokens the model will see for these texts (prefix and special tokens included, after truncation).
@@ -346,9 +337,7 @@ class Embedder:
         if batch_size is not None and (
             isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
         ):
-            raise ValidationError(
-                f"batch_size={batch_size!r} is invalid; expected a positive integer or None."
-            )
+            raise ValidationError(f"batch_size={batch_size!r} is invalid; expected a positive integer or None.")
         encodings = self._encode(texts, kind)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
@@ -409,9 +398,7 @@ class Embedder:
             )
         return vectors
 
-    def embed(
-        self, texts: Sequence[str], *, kind: str = "document", batch_size: int | None = None
-    ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], *, kind: str = "document", batch_size: int | None = None) -> np.ndarray:
         """Embed texts.
 
         Args:
@@ -426,11 +413,20 @@ class Embedder:
             ValidationError: Bad ``texts``, ``kind`` or ``batch_size``.
             EmbeddingError: Tokenising or inference failed, or the output has the wrong shape.
         """
+        texts = _text_list(texts)
         batches = self.tokenize(texts, kind=kind, batch_size=batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for batch in batches:
             out[batch.positions] = self.infer(batch)
         return out
+
+
+def _text_list(texts: Iterable[str]) -> list[str]:
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
+        raise ValidationError(
+            f"texts must be a list of strings; got {type(texts).__name__}. Wrap a single text: [text]."
+        )
+    return texts if isinstance(texts, list) else list(texts)
 
 
 def _run(
@@ -491,9 +487,7 @@ def load_embedder(
     if token_budget is not None and (
         isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1
     ):
-        raise ValidationError(
-            f"token_budget={token_budget!r} is invalid; expected a positive integer or None."
-        )
+        raise ValidationError(f"token_budget={token_budget!r} is invalid; expected a positive integer or None.")
     chosen = _choose_providers(spec, providers)
     spec.check_files()
     graph, graph_version = _read_file(spec, spec.graph_path, "graph")

@@ -197,14 +197,10 @@ class ModelSpec:
             self.dim,
             "a positive integer",
         )
-        _check(
-            self.pooling in POOLING_MODES, self.model_id, "pooling", self.pooling, f"one of {POOLING_MODES}"
-        )
+        _check(self.pooling in POOLING_MODES, self.model_id, "pooling", self.pooling, f"one of {POOLING_MODES}")
         _check(isinstance(self.normalize, bool), self.model_id, "normalize", self.normalize, "true or false")
         _check(
-            isinstance(self.max_tokens, int)
-            and not isinstance(self.max_tokens, bool)
-            and self.max_tokens >= 2,
+            isinstance(self.max_tokens, int) and not isinstance(self.max_tokens, bool) and self.max_tokens >= 2,
             self.model_id,
             "max_tokens",
             self.max_tokens,
@@ -222,8 +218,7 @@ class ModelSpec:
         for name in ("graph_sha256", "tokenizer_sha256"):
             value = getattr(self, name)
             _check(
-                value is None
-                or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None),
+                value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None),
                 self.model_id,
                 name,
                 value,
@@ -513,9 +508,7 @@ def _folder_pooling(folder: Path) -> str:
     if config is None:
         return "mean"
     chosen = [mode for key, mode in _ST_POOLING.items() if config.get(key)]
-    others = sorted(
-        k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in _ST_POOLING
-    )
+    others = sorted(k for k, v in config.items() if k.startswith("pooling_mode_") and v and k not in _ST_POOLING)
     if others or len(chosen) != 1:
         raise ConfigError(
             f"{str(folder / '1_Pooling' / 'config.json')!r} asks for pooling {others or chosen or 'none'}; "
@@ -596,8 +589,7 @@ def spec_from_folder(
     unknown = sorted(set(card) - _FOLDER_CARD_KEYS)
     if unknown:
         raise ConfigError(
-            f"{str(folder / 'vecns.json')!r} has unknown keys {unknown}; "
-            f"allowed: {sorted(_FOLDER_CARD_KEYS)}."
+            f"{str(folder / 'vecns.json')!r} has unknown keys {unknown}; allowed: {sorted(_FOLDER_CARD_KEYS)}."
         )
     if "graph" in card:
         graph_path = folder / card.pop("graph")
