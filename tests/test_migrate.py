@@ -321,3 +321,30 @@ def test_a_failing_stage_fails_the_migration_promptly(env, monkeypatch):
     migration = store.migrations.list()[0]
     migration.resume(background=False)
     assert migration.status().status == "completed" and store.namespace("dst").count() == N
+
+
+def test_one_bad_object_fails_alone_when_two_features_are_extracted(env, monkeypatch):
+    from vecns import embed
+
+    store, source = env
+    source.add([{"id": "poison", "text": "poison poison"}])
+    poison = store.embedder("tiny-a")._tokenizer.token_to_id("poison")
+    assert poison is not None
+    original = embed.Embedder.infer
+
+    def refusing(self, batch):
+        if self.spec.model_id == "tiny-b" and (batch.input_ids == poison).any():
+            raise vecns.EmbeddingError("refused on purpose")
+        return original(self, batch)
+
+    monkeypatch.setattr(embed.Embedder, "infer", refusing)
+    status = vecns.migrate(store, body(feature_extractors=[
+        {"feature_extractor_name": "text_extractor", "version": "v1", "params": {"embedding_model": "tiny-a"}},
+        {"feature_extractor_name": "text_extractor", "version": "v2", "params": {"embedding_model": "tiny-b"}}]))
+    assert status.status == "completed" and status.failed == 1
+    assert store.migrations.list()[0].failures()[0][0] == "poison"
+    target = store.namespace("dst")
+    assert target.count() == N
+    text = source.get(next(iter(target)).id).text
+    for feature in ("text_extractor_v1_embedding", "text_extractor_v2_embedding"):
+        assert target.search(text, k=1, feature=feature)[0].id == next(iter(target)).id

@@ -42,11 +42,13 @@ class IndexManager:
     Args:
         catalog: The store's catalog.
         directory: The store's ``indexes/`` folder.
+        threads: Threads for index builds and adds (0: usearch's choice, all cores).
     """
 
-    def __init__(self, catalog: Catalog, directory: Path) -> None:
+    def __init__(self, catalog: Catalog, directory: Path, *, threads: int = 0) -> None:
         self._catalog = catalog
         self._dir = directory
+        self._threads = threads
         self._live: dict[tuple[str, str], _Live] = {}
         self._lock = threading.RLock()
         if not catalog.read_only:
@@ -130,7 +132,7 @@ class IndexManager:
     # -- internals -------------------------------------------------------------------------------
 
     def _new(self, feature: Feature) -> VectorIndex:
-        return VectorIndex(feature.dim, metric=feature.metric, dtype=feature.dtype)
+        return VectorIndex(feature.dim, metric=feature.metric, dtype=feature.dtype, threads=self._threads)
 
     def _open(self, record: NamespaceRecord, feature: Feature) -> _Live:
         saved = records.get_index_file(self._catalog, record.id, feature.name)
@@ -143,6 +145,7 @@ class IndexManager:
                 if path.is_symlink():
                     raise IndexCorruptedError(f"index file {path} is a symbolic link; vecns never follows one.")
                 index = VectorIndex.load(path, dim=feature.dim, metric=feature.metric, dtype=feature.dtype,
+                                         threads=self._threads,
                                          checksum=saved.checksum)
             except IndexCorruptedError as exc:
                 live = self._rebuild(record, feature, head, reason=str(exc))

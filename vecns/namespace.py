@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 EXACT_MAX_MATCHES = 1024
 EXACT_MAX_SHARE = 0.02
 DEFAULT_BATCH_SIZE = 256
+EMBED_WINDOW = 4096
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,14 @@ class Namespace:
                     "takes new ids. Use upsert() to replace them."
                 )
         embedders = self._embedders()
-        for start in range(0, len(prepared), batch_size):
-            self._commit_batch(prepared[start:start + batch_size], embedders, replace=replace)
+        # Embed a large window at once (sorted by length across all of it, so batches pad little), then
+        # commit it in transactions of batch_size.
+        for window_start in range(0, len(prepared), EMBED_WINDOW):
+            window = prepared[window_start:window_start + EMBED_WINDOW]
+            vectors = self._vectors(window, embedders)
+            for start in range(0, len(window), batch_size):
+                part = {name: v[start:start + batch_size] for name, v in vectors.items()}
+                self._commit_batch(window[start:start + batch_size], part, replace=replace)
         return len(prepared)
 
     def _prepare(self, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -279,14 +286,18 @@ class Namespace:
     def _embedders(self) -> dict[str, Any]:
         return {f.name: self._store._embedder_for(self, f) for f in self.features if f.extractor}
 
-    def _commit_batch(self, batch: list[dict[str, Any]], embedders: dict[str, Any], *, replace: bool) -> None:
-        texts = [item["text"] for item in batch]
+    def _vectors(self, items: list[dict[str, Any]], embedders: dict[str, Any]) -> dict[str, np.ndarray]:
+        texts = [item["text"] for item in items]
         vectors: dict[str, np.ndarray] = {}
         for feature in self.features:
             if feature.extractor:
                 vectors[feature.name] = embedders[feature.name].embed(texts, kind="document")
-            else:
-                vectors[feature.name] = np.stack([item["vectors"][feature.name] for item in batch])
+            elif items:
+                vectors[feature.name] = np.stack([item["vectors"][feature.name] for item in items])
+        return vectors
+
+    def _commit_batch(self, batch: list[dict[str, Any]], vectors: dict[str, np.ndarray], *, replace: bool) -> None:
+        texts = [item["text"] for item in batch]
         catalog = self._store._catalog
         now = dt.datetime.now(dt.timezone.utc)
         with catalog.write_lock:

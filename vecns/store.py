@@ -44,7 +44,7 @@ def connect(path: str | Path = "vecns-store", *, read_only: bool = False, provid
         read_only: Open without writing; several processes may do so while none writes.
         providers: ONNX Runtime providers for embedding: ``auto`` (CUDA when it really runs, else CPU),
             ``cpu`` or ``cuda``.
-        threads: Intra-op threads for inference (default: all cores).
+        threads: Threads for inference and index builds (default: all cores).
 
     Returns:
         The open store; use it as a context manager or call ``close()``.
@@ -72,7 +72,7 @@ class Store:
         self._providers = providers
         self._threads = threads
         self._catalog = Catalog(self.path / DB_FILE, read_only=read_only)
-        self._indexes = IndexManager(self._catalog, self.path / INDEX_DIR)
+        self._indexes = IndexManager(self._catalog, self.path / INDEX_DIR, threads=threads or 0)
         self._embedders: dict[str, Any] = {}
         self._embed_lock = threading.Lock()
         self.models = ModelRegistry(self._catalog)

@@ -214,14 +214,14 @@ class Engine:
             batch.tokens[name] = embedder.tokenize(texts, kind="document") if texts else []
 
     def _infer(self, batch: Batch) -> None:
-        for name, embedder in self._embedders.items():
-            out = np.empty((len(batch.ok), embedder.dim), dtype=np.float32)
-            try:
+        try:
+            for name, embedder in self._embedders.items():
+                out = np.empty((len(batch.ok), embedder.dim), dtype=np.float32)
                 for tokens in batch.tokens[name]:
                     out[tokens.positions] = embedder.infer(tokens)
-            except VecnsError:
-                out = self._one_by_one(batch, name, embedder)
-            batch.vectors[name] = out
+                batch.vectors[name] = out
+        except VecnsError:
+            self._one_by_one(batch)
         batch.tokens.clear()
         if self._copied and batch.ok:
             keys = [batch.objects[i].key for i in batch.ok]
@@ -233,17 +233,26 @@ class Engine:
                                          "source namespace is inconsistent.")
                 batch.vectors[name] = vectors
 
-    def _one_by_one(self, batch: Batch, name: str, embedder: Any) -> np.ndarray:
-        """Embed a failed batch object by object, so one bad object does not fail its neighbours."""
-        rows, keep = [], []
+    def _one_by_one(self, batch: Batch) -> None:
+        """Embed a failed batch object by object, so one bad object does not fail its neighbours.
+
+        An object is kept only when every extracted feature could be made for it.
+        """
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in self._embedders}
+        keep = []
         for i in batch.ok:
+            text = batch.objects[i].text
             try:
-                rows.append(embedder.embed([batch.objects[i].text])[0])
-                keep.append(i)
+                vectors = {name: e.embed([text])[0] for name, e in self._embedders.items()}
             except VecnsError as exc:
-                batch.failures.append((batch.objects[i].id, f"model {embedder.spec.model_id}: {exc}"))
+                batch.failures.append((batch.objects[i].id, str(exc)))
+                continue
+            keep.append(i)
+            for name, vector in vectors.items():
+                rows[name].append(vector)
         batch.ok = keep
-        return np.asarray(rows, dtype=np.float32).reshape(len(keep), embedder.dim)
+        batch.vectors = {name: np.asarray(rows[name], dtype=np.float32).reshape(len(keep), e.dim)
+                         for name, e in self._embedders.items()}
 
     # -- writing ---------------------------------------------------------------------------------
 

@@ -298,9 +298,16 @@ class Migrations:
             message = str(exc) if isinstance(exc, VecnsError) else f"{type(exc).__name__}: {exc}"
             with self._store._catalog.atomic() as tx:
                 mig_db.update(tx, migration_id, status="failed", error=message, finished_at=now())
+        except BaseException:
+            # KeyboardInterrupt or SystemExit on a foreground run: resumable, like a process that died.
+            status = "interrupted"
+            with self._store._catalog.atomic() as tx:
+                mig_db.update(tx, migration_id, status="interrupted")
+            raise
         finally:
             final = self._status(mig_db.get(self._store._catalog, migration_id))
-            emit(f"migration.{status}", final)
+            if status != "interrupted":
+                emit(f"migration.{status}", final)
             if progress is not None:
                 progress(final)
             if sender is not None:

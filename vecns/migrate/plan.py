@@ -171,7 +171,11 @@ def validate(store: Store, config: Any) -> ValidationReport:
                                 parsed.migration_type, parsed.source, parsed.target)
     source_count = rows_db.count(store._catalog, plan.source)
     total = rows_db.count(store._catalog, plan.source, plan.filters.where, plan.filters.params)
-    warnings, provider, estimate = _estimate(store, plan, total)
+    try:
+        warnings, provider, estimate = _estimate(store, plan, total)
+    except VecnsError as exc:
+        errors.append(f"estimating on a sample failed: {type(exc).__name__}: {exc}")
+        warnings, provider, estimate = [], None, {}
     if total == 0:
         warnings.append("no source object matches the filters; the target would be empty.")
     models = {f.name: f.model_id for f in plan.features}
