@@ -10,6 +10,7 @@ uninterrupted run. ``VECNS_CRASH_ITERATIONS`` raises the iteration count, ``VECN
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -59,6 +60,7 @@ DESIGN_LABELS = (
 )
 CANCEL = "cancel_requested"
 # Labels of the design that vecns does not call crashpoint() with anywhere; the flow cannot reach them.
+# (cancel_requested is reached only when a run is cancelled, so the cancel steps below cover it.)
 NOT_INSTRUMENTED = frozenset({"after_index_add", "webhook_in_flight", "during_old_cleanup", "during_checkpoint"})
 DEFAULT_ITERATIONS = 30
 MIN_RANDOM_TIME = 10
@@ -72,7 +74,8 @@ class Forker:
         env = {k: v for k, v in os.environ.items() if k != _crash.ENV_VAR}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen([sys.executable, str(CHILD), "--serve"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+                                      stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT, bufsize=0)
+        self._buffer = b""
 
     def close(self) -> None:
         """Stop the server (it exits when its stdin closes)."""
@@ -85,12 +88,17 @@ class Forker:
         self._proc.stdout.close()
 
     def _read(self, timeout: float) -> dict[str, Any] | None:
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
-        if not ready:
-            return None
-        line = self._proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the crash child server exited (rc {self._proc.poll()})")
+        # Our own buffer, so that select() never waits on a line already read from the pipe.
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return None
+            chunk = os.read(self._proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"the crash child server exited (rc {self._proc.poll()})")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
 
     def run(self, store: Path, log: Path, *, crash: str | None = None, kill_after: float | None = None,
@@ -99,17 +107,18 @@ class Forker:
         request = {"store": str(store), "config": CONFIG, "log": str(log), "crash": crash,
                    "cancel_after": cancel_after, "report_hits": report_hits}
         start = time.perf_counter()
-        self._proc.stdin.write(json.dumps(request) + "\n")
-        self._proc.stdin.flush()
+        self._proc.stdin.write(json.dumps(request).encode() + b"\n")
         pid = self._read(CHILD_TIMEOUT)["pid"]
         if kill_after is not None:
             done = self._read(kill_after)
             if done is not None:
                 return done["rc"], time.perf_counter() - start
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         done = self._read(CHILD_TIMEOUT)
         if done is None:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             self._read(CHILD_TIMEOUT)
             raise AssertionError(f"the child ran past {CHILD_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
         return done["rc"], time.perf_counter() - start
@@ -117,16 +126,20 @@ class Forker:
 
 @dataclass(frozen=True)
 class Dump:
-    """A namespace's content: rows (key, id, text, collection, metadata, created_at) and vectors, by key."""
+    """A namespace's content: rows (key, id, text, collection, metadata, created_at) and vectors, by key.
+
+    ``changes`` is its change log as sorted (key, id, op): a batch applied twice would show there.
+    """
 
     rows: tuple[tuple, ...]
     keys: np.ndarray
     vectors: np.ndarray
+    changes: tuple[tuple, ...]
 
 
 @dataclass(frozen=True)
 class Golden:
-    """The uninterrupted run: its dumps, alias target, crash point hit counts and wall time."""
+    """The uninterrupted run: both dumps, the source's index record, crash point hit counts and wall time."""
 
     source: Dump
     target: Dump
@@ -155,7 +168,8 @@ def _dump(store: vecns.Store, ns_id: str) -> Dump:
     parts = list(rows_db.vectors(store._catalog, record.features[0]))
     keys = np.concatenate([k for k, _ in parts]) if parts else np.empty(0, np.int64)
     vectors = np.concatenate([v for _, v in parts]) if parts else np.empty((0, record.features[0].dim), np.float32)
-    return Dump(tuple(rows), keys, vectors)
+    changes = store._catalog.fetchall("SELECT key, id, op FROM changes WHERE namespace_id = ? ORDER BY ALL", [ns_id])
+    return Dump(tuple(rows), keys, vectors, tuple(changes))
 
 
 def _source_index(store: vecns.Store, ns_id: str) -> tuple:
@@ -198,6 +212,7 @@ def _golden(forker: Forker, base: Path, folder: Path) -> Golden:
         assert store.aliases.get(ALIAS).namespace_id == target
         golden = Golden(_dump(store, source), _dump(store, target), _source_index(store, source),
                         {label: hits.get(label, 0) for label in DESIGN_LABELS}, seconds)
+    assert golden.target.rows == golden.source.rows, "the migration changed the objects themselves"
     assert len(golden.target.rows) == OBJECTS and golden.target.vectors.shape == (OBJECTS, 16)
     return golden
 
@@ -206,6 +221,7 @@ def _check_dump_equal(seen: Dump, expected: Dump, what: str) -> None:
     assert seen.rows == expected.rows, f"{what}: rows differ from the uninterrupted run"
     assert np.array_equal(seen.keys, expected.keys), f"{what}: vector keys differ"
     assert np.allclose(seen.vectors, expected.vectors, atol=1e-6, rtol=0), f"{what}: vectors differ"
+    assert seen.changes == expected.changes, f"{what}: change log differs"
 
 
 def _check_index_files(store: vecns.Store, path: Path, where: str) -> None:
@@ -242,8 +258,10 @@ def _observe(path: Path, golden: Golden, where: str) -> str:
         # Batches commit in key order with their checkpoint: the target is exactly a prefix of the golden one.
         assert len(seen.rows) == row.processed, f"{where}: {len(seen.rows)} target rows, processed {row.processed}"
         assert row.last_key == (golden.target.rows[row.processed - 1][0] if row.processed else -1), where
+        done = set(golden.target.keys[:row.processed].tolist())
         prefix = Dump(golden.target.rows[:row.processed], golden.target.keys[:row.processed],
-                      golden.target.vectors[:row.processed])
+                      golden.target.vectors[:row.processed],
+                      tuple(c for c in golden.target.changes if c[0] in done))
         _check_dump_equal(seen, prefix, f"{where}: target prefix")
         if records.get_index_file(store._catalog, target.id, target.features[0].name) is not None:
             # Killed in or after the target's index save: the file (caught up if behind) must match the rows.
@@ -307,10 +325,10 @@ def _random_step(rng: random.Random, golden: Golden) -> Step:
     if kind == "label":
         label = rng.choice(reached)
         return Step(f"{label}:{rng.randint(1, golden.hits[label])}")
-    cancel = rng.randrange(100, OBJECTS, 100) if kind == "cancel" else None
-    crash = f"{CANCEL}:1" if cancel is not None and rng.random() < 0.5 else None
-    return Step(crash, kill_after=rng.uniform(0, golden.seconds) if kind == "time" or crash is None else None,
-                cancel_after=cancel)
+    if kind == "time":
+        return Step(kill_after=rng.uniform(0, golden.seconds))
+    # A cancel ends the run 'cancelled' (resumed by the next step), or is killed at its crash point.
+    return Step(f"{CANCEL}:1" if rng.random() < 0.5 else None, cancel_after=rng.randrange(100, OBJECTS, 100))
 
 
 def _plans(golden: Golden, count: int, seed: int) -> Iterator[tuple[int, list[Step]]]:
@@ -368,6 +386,7 @@ def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_
             rc, _ = forker.run(path, log)
             assert rc == 0, f"{where}: rc {rc}:\n{log.read_text()[-3000:]}"
             _final_checks(path, golden, where)
+            print(f"iteration {number} (seed {iteration_seed}): {'; '.join(history)}")
             tally.iterations += 1
             shutil.rmtree(folder)
     finally:
