@@ -42,6 +42,11 @@ def _exact(vectors: np.ndarray, query: np.ndarray, k: int) -> list[tuple[str, fl
     return [(f"d{j:02d}", float(scores[j])) for j in top]
 
 
+def test_the_facade_exports_evaluate_and_compare():
+    assert (vecns.evaluate, vecns.compare) == (evaluate, compare)
+    assert {"Comparison", "EvalReport", "compare", "evaluate"} <= set(vecns.__all__)
+
+
 def test_evaluate_matches_metrics_of_an_exact_search(vec_ns):
     ns, vectors = vec_ns
     queries = _queries(vectors, 20, noise=0.8)

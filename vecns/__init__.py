@@ -42,6 +42,7 @@ from vecns.errors import (
     ValidationError,
     VecnsError,
 )
+from vecns.evaluate import Comparison, EvalReport, compare, evaluate
 from vecns.migrate.cutover import CutoverResult
 from vecns.migrate.manager import Migration, MigrationStatus
 from vecns.migrate.plan import ValidationReport
@@ -55,12 +56,14 @@ __all__ = [
     "AliasInfo",
     "AliasNotFoundError",
     "AlreadyExistsError",
+    "Comparison",
     "ConfigError",
     "CutoverRefusedError",
     "CutoverResult",
     "DimensionMismatchError",
     "DuplicateIdError",
     "EmbeddingError",
+    "EvalReport",
     "Feature",
     "FilterError",
     "Hit",
@@ -98,6 +101,8 @@ __all__ = [
     "ValidationReport",
     "VecnsError",
     "__version__",
+    "compare",
     "connect",
+    "evaluate",
     "migrate",
 ]
