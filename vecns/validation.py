@@ -121,6 +121,7 @@ def check_metadata(object_id: str, metadata: object) -> str | None:
             f"object {object_id!r} has metadata that is not JSON ({exc}); use str, int, float (finite), bool, "
             "None, lists and dicts with string keys."
         ) from exc
+    _check_utf8("metadata", encoded)
     if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
         raise InvalidObjectError(
             f"object {object_id!r} has {len(encoded)} bytes of metadata; at most {MAX_METADATA_BYTES} are accepted."
@@ -196,7 +197,8 @@ def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, sin
         raise InvalidVectorError(f"{what}: got an array of shape {array.shape}; expected (dim,) or (n, dim).")
     if array.shape[1] != dim:
         raise DimensionMismatchError(f"{what}: expected dim={dim}, got a vector of dim={array.shape[1]}. {fix}")
-    array = np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf and are refused just below
+        array = np.ascontiguousarray(array, dtype=np.float32)
     if not np.isfinite(array).all():
         raise InvalidVectorError(f"{what}: the vector holds NaN or infinite values; expected finite numbers.")
     if metric == "cos" and array.size and (~array.any(axis=1)).any():
