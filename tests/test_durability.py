@@ -161,3 +161,24 @@ def test_kill_during_index_save_keeps_the_previous_index(tmp_path: Path):
         assert ns.search(np.ones(16), k=1)[0].id == "late"
         assert [h.id for h in ns.search(queries[1], k=10)][:5] == before[1][:5]
     assert not list((path / "indexes").glob("*.tmp"))
+
+
+def test_kill_while_removing_the_previous_index_file_leaves_no_orphan(tmp_path: Path):
+    path = tmp_path / "s"
+    queries, _ = _store_with_index(path)
+    code = (
+        "import vecns, numpy as np\n"
+        f"s = vecns.connect({str(path)!r})\n"
+        "ns = s.namespace('docs')\n"
+        "ns.search(np.ones(16), k=1)\n"
+        "ns.upsert([{'id': 'late', 'vector': np.ones(16)}])\n"
+        "s.flush()\n"
+    )
+    env = dict(os.environ, VECNS_CRASH="during_old_cleanup:1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == -signal.SIGKILL, out.stderr
+    assert len(list((path / "indexes").glob("*.usearch"))) == 2  # the new file and the old one
+    with vecns.connect(path) as store:
+        (recorded,) = store._catalog.fetchone("SELECT file FROM index_files")
+        assert [f.name for f in (path / "indexes").glob("*.usearch")] == [recorded]
+        assert store.namespace("docs").search(np.ones(16), k=1)[0].id == "late"

@@ -54,6 +54,7 @@ class IndexManager:
         if not catalog.read_only:
             for path in cleanup_temp_files(directory):
                 log.info("removed %s left by an interrupted index save", path.name)
+            self._remove_orphans()
 
     def get(self, record: NamespaceRecord, feature: Feature) -> VectorIndex:
         """Return the live index of a feature, loading, catching up or rebuilding it first if needed."""
@@ -131,6 +132,15 @@ class IndexManager:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def _remove_orphans(self) -> None:
+        """Delete index files the catalog does not record (older generations left by an interrupted save)."""
+        recorded = {row[0] for row in self._catalog.fetchall("SELECT file FROM index_files")}
+        for path in self._dir.glob("*.usearch"):
+            if path.name not in recorded and not path.is_symlink():
+                log.info("removed %s, an index file the catalog no longer records", path.name)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
     def _new(self, feature: Feature) -> VectorIndex:
         return VectorIndex(feature.dim, metric=feature.metric, dtype=feature.dtype, threads=self._threads)
 
@@ -193,5 +203,6 @@ class IndexManager:
         crashpoint("after_index_checksum_commit")
         live.unsaved = 0
         if previous is not None and previous.file != name:
+            crashpoint("during_old_cleanup")
             with contextlib.suppress(FileNotFoundError):
                 (self._dir / previous.file).unlink()

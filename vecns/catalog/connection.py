@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from vecns._crash import crashpoint
 from vecns.errors import (
     ReadOnlyError,
     StoreClosedError,
@@ -133,6 +134,7 @@ class Catalog:
         self._closed = True
         with contextlib.suppress(duckdb.Error):
             if not self.read_only:
+                crashpoint("during_checkpoint")
                 self._con.execute("CHECKPOINT")
         with contextlib.suppress(duckdb.Error):
             self._con.close()

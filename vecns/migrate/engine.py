@@ -298,6 +298,7 @@ class Engine:
             if seq is not None:
                 added = {name: (keys, vectors) for name, vectors in batch.vectors.items()} if objects else {}
                 self._store._indexes.apply(self._target, added, removed=list(gone.values()), seq=seq)
+                crashpoint("after_index_add")
         crashpoint("after_commit")
         if not self._on_batch():
             self._cancel.set()

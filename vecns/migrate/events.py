@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from vecns._crash import crashpoint
 from vecns.errors import ConfigError, ValidationError
 
 __all__ = [
@@ -497,6 +498,7 @@ class WebhookSender:
             # was validated cannot steer the request to an internal address.
             conn._create_connection = _guarded_connect  # type: ignore[attr-defined]
         try:
+            crashpoint("webhook_in_flight")
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             response.read(_MAX_RESPONSE_BYTES)
