@@ -277,7 +277,7 @@ class Namespace:
             out[feature.name] = as_vectors(
                 value, dim=feature.dim, metric=feature.metric,
                 what=f"object {object_id!r}, feature {feature.name!r} of namespace {self.name!r}",
-                fix=_dim_fix(feature), single=True,
+                fix=_dim_fix(feature), single=True, dtype=feature.dtype,
             )[0]
         if given:
             raise InvalidObjectError(f"object {object_id!r} names unknown features {sorted(given)}.")

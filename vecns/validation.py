@@ -30,6 +30,7 @@ MAX_ID_CHARS = 512
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
 MAX_METADATA_DEPTH = 32
+F16_MAX = 65504.0
 OBJECT_FIELDS = frozenset({"id", "text", "collection", "metadata", "vector", "vectors", "created_at"})
 
 
@@ -166,7 +167,8 @@ def check_timestamp(object_id: str, value: object) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 
-def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, single: bool = False) -> np.ndarray:
+def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, single: bool = False,
+               dtype: str = "f32") -> np.ndarray:
     """Turn a vector or a batch of vectors into a C-contiguous float32 (n, dim) array.
 
     Args:
@@ -176,6 +178,8 @@ def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, sin
         what: How the message names the vector's owner.
         fix: What the message suggests when the dimension is wrong.
         single: Accept only one 1-D vector.
+        dtype: The scalar type of the index the vectors go to; ``f16`` also refuses components beyond
+            float16's range and rows that round to all zero in it.
 
     Raises:
         DimensionMismatchError: The vector's dimension is not ``dim``.
@@ -205,4 +209,17 @@ def as_vectors(value: object, *, dim: int, metric: str, what: str, fix: str, sin
         raise InvalidVectorError(
             f"{what}: an all-zero vector has no direction, so cosine similarity is undefined; store a non-zero vector."
         )
+    if dtype == "f16" and array.size:
+        # Stored rows must also fit the index, or the index could never be rebuilt from the database.
+        peak = np.abs(array).max(axis=1)
+        if (peak > F16_MAX).any():
+            raise InvalidVectorError(
+                f"{what}: a component is beyond the float16 range (+-{F16_MAX:g}) of this f16 index; "
+                "scale the vectors down, or store them in a namespace created with dtype='f32'."
+            )
+        if metric == "cos" and (peak.astype(np.float16) == 0).any():
+            raise InvalidVectorError(
+                f"{what}: the vector rounds to all zero in float16 (largest component {peak.min():g}), so this "
+                "f16 index could not rank it under cosine; scale it up or use dtype='f32'."
+            )
     return array
