@@ -405,3 +405,55 @@ def test_real_models_compared_on_stdlib_qa_and_the_gate_picks_the_better(tmp_pat
             store.cutover(back, alias="prod", gate=gate)
         assert store.cutover(forward, alias="prod", gate=gate).target == "strong"
         assert store.namespace("prod") == strong
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def _cli(store: Path, *args: str):
+    from click.testing import CliRunner
+
+    from vecns.cli import cli
+
+    return CliRunner().invoke(cli, ["--store", str(store), *args], catch_exceptions=False)
+
+
+def test_cli_ingest_eval_compare_and_bench(tmp_path: Path, tiny_models):
+    store_path, beir = tmp_path / "store", write_beir(tmp_path / "small", SMALL)
+    with vecns.connect(store_path) as store:
+        store.models.register(tiny_models[0], model_id="tiny-a")
+        store.models.register(tiny_models[1], model_id="tiny-b")
+        store.create_namespace("a", "tiny-a")
+        store.create_namespace("b", "tiny-b")
+    for name in ("a", "b"):
+        result = _cli(store_path, "ingest", name, "--beir", str(beir))
+        assert result.exit_code == 0 and "ingested 3 documents of 'small'" in result.output
+    result = _cli(store_path, "eval", "a", "--beir", str(beir), "-k", "1,3")
+    assert result.exit_code == 0 and "@3" in result.output and "stored as ev_" in result.output
+    data = json.loads(_cli(store_path, "--json", "eval", "b", "--beir", str(beir), "--no-store").output)
+    assert data["k"] == [1, 5, 10, 100] and data["n_queries"] == 2 and data["evaluation_id"] is None
+    with vecns.connect(store_path) as store:
+        assert mig_db.latest_evaluation(store._catalog, store.namespace("a").id)[0] == "small"
+        assert mig_db.latest_evaluation(store._catalog, store.namespace("b").id) is None
+    result = _cli(store_path, "compare", "a", "b", "--beir", str(beir), "-k", "2")
+    assert result.exit_code == 0 and "delta (b-a)" in result.output and "overlap@2" in result.output
+    data = json.loads(_cli(store_path, "--json", "compare", "a", "b", "--beir", str(beir), "--no-labels").output)
+    assert data["metrics_a"] == {} and data["n_queries"] == 2
+    bad = _cli(store_path, "eval", "a", "--beir", str(beir), "-k", "0,x")
+    assert bad.exit_code == 2 and "comma-separated" in bad.output
+    both = _cli(store_path, "ingest", "a", str(beir / "corpus.jsonl"), "--beir", str(beir))
+    assert both.exit_code == 2 and "either FILE or --beir" in both.output
+    png = tmp_path / "bench.png"
+    args = ["--json", "bench", "models", "tiny-a", "tiny-b", "--beir", str(beir), "--in-store"]
+    data = json.loads(_cli(store_path, *args, *(["--out", str(png)] if _has_matplotlib() else [])).output)
+    assert [m["model_id"] for m in data["models"]] == ["tiny-a", "tiny-b"] and data["docs"] == 3
+    assert all(m["docs_per_second"] > 0 and "ndcg@10" in m["metrics"] for m in data["models"])
+    assert png.is_file() == _has_matplotlib()
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -24,6 +24,7 @@ import contextlib
 import json
 import re
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from vecns.errors import FilterError, StoreError, ValidationError, VecnsError
+from vecns.beir import BeirData, ingest_beir, load_beir
+from vecns.errors import ConfigError, FilterError, StoreError, ValidationError, VecnsError
+from vecns.evaluate import Comparison, EvalReport, ModelBench, bench_models, compare, evaluate, plot_bench
 from vecns.index import DTYPES, METRICS
 from vecns.ingest import FILE_FORMATS, ingest_file
 from vecns.migrate.config import MIGRATION_TYPES
@@ -322,7 +325,10 @@ def ns_drop(state: CliState, name: str, yes: bool) -> None:
 
 @cli.command("ingest")
 @click.argument("namespace")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--beir", "beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Ingest the corpus of this BEIR folder instead of FILE (text = 'title. text').")
+@click.option("--split", default="test", show_default=True, help="With --beir: the qrels split the folder holds.")
 @click.option("--format", "file_format", type=click.Choice(FILE_FORMATS), default=None,
               help="File format [default: from the extension: .jsonl/.ndjson/.json, .parquet, .csv/.tsv].")
 @click.option("--id-field", default="id", show_default=True, help="Column holding each object's id.")
@@ -339,10 +345,16 @@ def ns_drop(state: CliState, name: str, yes: bool) -> None:
               help="Rows read, embedded and committed per transaction.")
 @click.option("--upsert", is_flag=True, help="Replace objects whose id exists (default: refuse them).")
 @pass_state
-def ingest(state: CliState, namespace: str, file: Path, file_format: str | None, id_field: str, text_field: str,
-           collection_field: str | None, collection: str | None, metadata_fields: str | None, vector_field: str,
-           batch_size: int, upsert: bool) -> None:
-    """Load objects from FILE (JSONL, Parquet or CSV) into NAMESPACE, batch by batch."""
+def ingest(state: CliState, namespace: str, file: Path | None, beir_dir: Path | None, split: str,
+           file_format: str | None, id_field: str, text_field: str, collection_field: str | None,
+           collection: str | None, metadata_fields: str | None, vector_field: str, batch_size: int,
+           upsert: bool) -> None:
+    """Load objects from FILE (JSONL, Parquet or CSV), or a BEIR folder's corpus, into NAMESPACE, batch by batch."""
+    if (file is None) == (beir_dir is None):
+        raise click.UsageError("give either FILE or --beir DIR (one of them).")
+    if beir_dir is not None:
+        _ingest_beir(state, namespace, load_beir(beir_dir, split), batch_size=batch_size, upsert=upsert)
+        return
     if collection is not None and collection_field is not None:
         raise click.UsageError("give either --collection or --collection-field, not both.")
     fields = None
@@ -366,6 +378,21 @@ def ingest(state: CliState, namespace: str, file: Path, file_format: str | None,
         report = ingest_file(ns, file, **options)
     state.emit(report.to_dict(), message=(
         f"ingested {report.count} objects into {ns.name!r} from {file.name} in {report.seconds:.2f} s "
+        f"({report.docs_per_second:,.0f} docs/s)"
+    ))
+
+
+def _ingest_beir(state: CliState, namespace: str, data: BeirData, *, batch_size: int, upsert: bool) -> None:
+    ns = state.store().namespace(namespace)
+    if state.interactive:
+        with progress_bar(state.console) as bar:
+            task = bar.add_task(f"ingest {data.name} -> {ns.name}", total=len(data.corpus))
+            report = ingest_beir(ns, data, batch_size=batch_size, upsert=upsert,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
+    else:
+        report = ingest_beir(ns, data, batch_size=batch_size, upsert=upsert)
+    state.emit(report.to_dict(), message=(
+        f"ingested {report.count} documents of {data.name!r} into {ns.name!r} in {report.seconds:.2f} s "
         f"({report.docs_per_second:,.0f} docs/s)"
     ))
 
@@ -860,3 +887,159 @@ def _render_demo(result: Any) -> Callable[[Console], None]:
             f"vecns --store {result.path} alias rollback prod | vecns --store {result.path} migrate list | "
             f"vecns --store {result.path} ns show stdlib-l6"))
     return render
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+
+
+def _cutoffs(value: str) -> tuple[int, ...]:
+    try:
+        ks = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        ks = ()
+    if not ks or min(ks) < 1:
+        raise click.BadParameter(f"{value!r}; expected comma-separated ints >= 1, e.g. 1,5,10,100.")
+    return ks
+
+
+def _beir_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to use.")(
+        command)
+    return click.option("--beir", "beir_dir", required=True, help="The BEIR folder: corpus.jsonl, queries.jsonl, "
+                        "qrels/<split>.tsv.", type=click.Path(exists=True, file_okay=False, path_type=Path))(command)
+
+
+def _render_eval(report: EvalReport) -> Callable[[Console], None]:
+    def render(console: Console) -> None:
+        rows = [(name, *(report.metrics.get(f"{name}@{k}") for k in report.k))
+                for name in ("ndcg", "recall", "precision", "mrr")]
+        rows.append((f"map@{report.k[-1]}", *([None] * (len(report.k) - 1)), report.metrics[f"map@{report.k[-1]}"]))
+        console.print(table(("metric", *(f"@{k}" for k in report.k)), rows, title=(
+            f"{report.namespace} ({report.model_id}) on {report.dataset}: {report.n_queries} queries, "
+            f"{report.seconds:.2f} s")))
+        if report.evaluation_id:
+            console.print(Text(f"stored as {report.evaluation_id} (dataset {report.dataset!r}) for the cutover gate"))
+    return render
+
+
+@cli.command("eval")
+@click.argument("namespace")
+@_beir_options
+@click.option("-k", "cutoffs", default="1,5,10,100", show_default=True, help="Comma-separated cutoffs.")
+@click.option("--dataset", default=None, help="Label the stored result carries [default: the folder's name].")
+@click.option("--no-store", is_flag=True, help="Do not store the result (the cutover gate reads stored results).")
+@pass_state
+def eval_command(state: CliState, namespace: str, beir_dir: Path, split: str, cutoffs: str, dataset: str | None,
+                 no_store: bool) -> None:
+    """Measure NAMESPACE on a BEIR folder's queries: nDCG, recall, precision, MRR at each cutoff, and MAP."""
+    ks = _cutoffs(cutoffs)
+    data = load_beir(beir_dir, split)
+    report = evaluate(state.store().namespace(namespace), data.queries, data.qrels, k=ks,
+                      dataset=dataset or data.name, store_result=not no_store)
+    state.emit(report.to_dict(), _render_eval(report))
+
+
+def _render_comparison(result: Comparison) -> Callable[[Console], None]:
+    def render(console: Console) -> None:
+        title = (f"{result.a} ({result.model_a}) vs {result.b} ({result.model_b}): {result.n_queries} queries, "
+                 f"{result.seconds:.2f} s")
+        if result.metrics_a:
+            rows = [(name, result.metrics_a[name], result.metrics_b[name], f"{result.delta[name]:+.4f}")
+                    for name in result.metrics_a]
+            console.print(table(("metric", result.a, result.b, "delta (b-a)"), rows, title=title))
+            console.print(Text(f"per query ndcg@{result.k}, {result.b} vs {result.a}: {result.wins} wins, "
+                               f"{result.losses} losses, {result.ties} ties"))
+        else:
+            console.print(Text(title))
+        spearman = "-" if result.spearman is None else f"{result.spearman:.4f}"
+        kendall = "-" if result.kendall is None else f"{result.kendall:.4f}"
+        console.print(Text(f"overlap@{result.k} (|A∩B|/k): {result.overlap:.4f}; rank correlation over shared ids "
+                           f"({result.n_correlated} queries): spearman {spearman}, kendall {kendall}"))
+    return render
+
+
+@cli.command("compare")
+@click.argument("a")
+@click.argument("b")
+@_beir_options
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True, help="The cutoff.")
+@click.option("--no-labels", is_flag=True, help="Ignore the qrels: only the label-free overlap and correlation.")
+@pass_state
+def compare_command(state: CliState, a: str, b: str, beir_dir: Path, split: str, k: int, no_labels: bool) -> None:
+    """Compare namespaces A and B on a BEIR folder's queries (each embeds them with its own model)."""
+    data = load_beir(beir_dir, split)
+    store = state.store()
+    result = compare(store.namespace(a), store.namespace(b), data.queries, qrels=None if no_labels else data.qrels,
+                     k=k)
+    state.emit(result.to_dict(), _render_comparison(result))
+
+
+@cli.group("bench")
+def bench_group() -> None:
+    """Benchmark embedding models: speed and relevance side by side."""
+
+
+def _render_bench(rows: Sequence[ModelBench], data: BeirData, png: Path | None) -> Callable[[Console], None]:
+    def render(console: Console) -> None:
+        names = [n for n in ("ndcg@10", "recall@10", "mrr@10", "recall@100") if n in rows[0].metrics]
+        console.print(table(
+            ("model", "provider", "docs", "docs/s", "tokens/s", *names),
+            [(r.model_id, r.provider.removesuffix("ExecutionProvider"), r.docs, f"{r.docs_per_second:,.1f}",
+              f"{r.tokens_per_second:,.0f}", *(r.metrics[n] for n in names)) for r in rows],
+            title=f"{data.name}: {len(data.corpus)} documents, {len(data.queries)} queries"))
+        if png is not None:
+            console.print(Text(f"chart: {png}"))
+    return render
+
+
+@bench_group.command("models")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--beir", "beir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A BEIR folder [default: the built-in stdlib_qa set of standard-library docstrings].")
+@click.option("--split", default="test", show_default=True, help="With --beir: which qrels/<split>.tsv to use.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use this many documents (BEIR: the first N and their judged queries; stdlib_qa: a spread sample).")
+@click.option("--out", "png", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG chart of docs/s against nDCG@10 (needs the 'plot' extra: matplotlib).")
+@click.option("--in-store", is_flag=True,
+              help="Create the bench-<model> namespaces in --store and keep them [default: a temporary store].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULT_BATCH_SIZE, show_default=True,
+              help="Documents embedded and committed per transaction.")
+@pass_state
+def bench_models_command(state: CliState, models: tuple[str, ...], beir_dir: Path | None, split: str,
+                         limit: int | None, png: Path | None, in_store: bool, batch_size: int) -> None:
+    """Ingest one corpus with each of MODELS (timed: docs/s, tokens/s), evaluate each, and chart them."""
+    if png is not None:
+        try:
+            import matplotlib  # noqa: F401 - only checked here, before the long run; plot_bench draws
+        except ImportError as exc:
+            raise ConfigError("--out needs matplotlib: pip install 'vecns[plot]'.") from exc
+    if beir_dir is None:
+        from vecns.datasets import stdlib_qa
+
+        data = stdlib_qa(limit=limit)
+    else:
+        data = load_beir(beir_dir, split)
+        data = data.head(limit) if limit is not None else data
+    with contextlib.ExitStack() as stack:
+        if in_store:
+            store = state.store(create=True)
+        else:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="vecns-bench-"))
+            store = stack.enter_context(connect(Path(folder) / "store"))
+        progress = None
+        if state.interactive:
+            bar = stack.enter_context(progress_bar(state.console))
+            tasks: dict[str, Any] = {}
+
+            def progress(model_id: str, done: int, total: int | None) -> None:
+                if model_id not in tasks:
+                    tasks[model_id] = bar.add_task(f"ingest with {model_id}", total=total)
+                bar.update(tasks[model_id], completed=done, total=total)
+
+        rows = bench_models(store, list(models), data, batch_size=batch_size, progress=progress)
+    if png is not None:
+        plot_bench(rows, png, title=f"{data.name}: {len(data.corpus)} docs, {len(data.queries)} queries")
+    state.emit({"dataset": data.name, "docs": len(data.corpus), "queries": len(data.queries),
+                "models": [r.to_dict() for r in rows], "chart": str(png) if png else None},
+               _render_bench(rows, data, png))

@@ -28,6 +28,10 @@ from vecns.errors import (
 
 SCHEMA_VERSION = 2
 _LOCK_PID = re.compile(r"PID (\d+)")
+# Database files this process has open. DuckDB hands a second connect() of an open file the same database,
+# which would give one store two independent sets of live indexes; vecns refuses that instead.
+_open_paths: set[Path] = set()
+_open_paths_lock = threading.Lock()
 
 
 def _schema_steps() -> list[tuple[int, str, str]]:
@@ -85,6 +89,22 @@ class Catalog:
         self._closed = False
         self._pid = os.getpid()
         self.write_lock = threading.RLock()
+        self._key = self.path.resolve()
+        with _open_paths_lock:
+            if self._key in _open_paths:
+                raise StoreLockedError(
+                    f"store database {self.path} is already open in this process; use that Store object "
+                    "(one per store per process), or close it before opening the store again."
+                )
+            _open_paths.add(self._key)
+        try:
+            self._open(read_only)
+        except BaseException:
+            with _open_paths_lock:
+                _open_paths.discard(self._key)
+            raise
+
+    def _open(self, read_only: bool) -> None:
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.IOException as exc:
@@ -103,7 +123,17 @@ class Catalog:
                 f"cannot open store database {self.path}: {str(exc).splitlines()[0]}. "
                 "It may be damaged or written by an incompatible DuckDB; restore it from a backup."
             ) from exc
-        self._upgrade()
+        try:
+            self._upgrade()
+        except (StoreVersionError, StoreLockedError, ReadOnlyError):
+            self._con.close()
+            raise
+        except StoreError as exc:
+            self._con.close()
+            raise StoreCorruptedError(
+                f"cannot read store database {self.path}: {exc}. It may be truncated or damaged; keep the file "
+                "and restore it from a backup."
+            ) from exc
 
     # -- connection management -------------------------------------------------------------------
 
@@ -115,7 +145,7 @@ class Catalog:
         """
         if self._closed:
             raise StoreClosedError(f"store {self.path.parent} is closed; open it again with vecns.connect().")
-        if os.getpid() != self._pid:
+        if self.forked:
             raise StoreClosedError(
                 f"store {self.path.parent} was opened in process {self._pid} and used after fork() in "
                 f"process {os.getpid()}. Open the store in the child instead (use the 'spawn' start method)."
@@ -132,6 +162,12 @@ class Catalog:
         if self._closed:
             return
         self._closed = True
+        if self.forked:
+            # The database belongs to the parent process: a checkpoint here would write its file, and can
+            # hang on locks held by threads that fork() did not copy.
+            return
+        with _open_paths_lock:
+            _open_paths.discard(self._key)
         with contextlib.suppress(duckdb.Error):
             if not self.read_only:
                 crashpoint("during_checkpoint")
@@ -143,6 +179,11 @@ class Catalog:
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
         return self._closed
+
+    @property
+    def forked(self) -> bool:
+        """Whether this is a child process forked after the catalog was opened (it may not be used here)."""
+        return os.getpid() != self._pid
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[Any]:
