@@ -561,7 +561,7 @@ def plot_bench(rows: Sequence[ModelBench], path: str | Path, *, metric: str = "n
         axes.set_ylabel(f"{metric} (0 to 1)")
         axes.set_title(title or f"Embedding models: speed vs {metric}")
         axes.grid(alpha=0.3)
-        axes.margins(0.2)
+        axes.margins(x=0.35, y=0.2)  # room for the labels right of each point
         figure.tight_layout()
         figure.savefig(path, dpi=120)
     except OSError as exc:
