@@ -433,7 +433,8 @@ class Namespace:
     def _hits(self, keys: np.ndarray, scores: np.ndarray, *, include_text: bool) -> list[Hit]:
         if len(keys) == 0:
             return []
-        by_key = {s.key: s for s in rows_db.get(self._store._catalog, self._record, keys=keys.tolist())}
+        by_key = {s.key: s for s in rows_db.get(self._store._catalog, self._record, keys=keys.tolist(),
+                                                with_text=include_text)}
         hits = []
         for key, score in zip(keys.tolist(), scores.tolist(), strict=True):
             stored = by_key.get(key)

@@ -151,15 +151,33 @@ def delete(tx: Any, catalog: Catalog, record: NamespaceRecord, found: dict[str, 
     return int(seqs[-1])
 
 
+# Up to this many keys are written into the query as integer literals: DuckDB then looks them up through
+# the primary-key index instead of joining against the whole table (about 1 ms against 7-19 ms on 20k rows).
+LITERAL_KEYS = 1024
+
+
 def get(catalog: Catalog, record: NamespaceRecord, *, ids: Sequence[str] | None = None,
-        keys: Sequence[int] | None = None, where: str = "TRUE", params: Sequence[Any] = ()) -> list[StoredObject]:
-    """Read objects by user id or by key (order unspecified), optionally only those matching a filter."""
-    column, values = ("id", list(ids)) if ids is not None else ("key", [int(k) for k in keys or ()])
-    if not values:
+        keys: Sequence[int] | None = None, where: str = "TRUE", params: Sequence[Any] = (),
+        with_text: bool = True) -> list[StoredObject]:
+    """Read objects by user id or by key (order unspecified), optionally only those matching a filter.
+
+    Without ``with_text`` the (possibly long) text is not read and comes back as None.
+    """
+    if ids is not None:
+        column_filter, args = "id IN (SELECT unnest(?))", [list(ids)]
+    else:
+        wanted = [int(k) for k in keys or ()]  # int() makes every literal a plain integer, never caller text
+        if len(wanted) <= LITERAL_KEYS:
+            column_filter, args = f"key IN ({', '.join(map(str, wanted))})", []
+        else:
+            column_filter, args = "key IN (SELECT unnest(?))", [wanted]
+        ids = wanted
+    if not ids:
         return []
+    columns = _OBJECT_COLUMNS if with_text else _OBJECT_COLUMNS.replace("text", "NULL AS text")
     rows = catalog.fetchall(
-        f'SELECT {_OBJECT_COLUMNS} FROM "{record.objects_table}" WHERE {column} IN (SELECT unnest(?)) AND ({where})',
-        [values, *params],
+        f'SELECT {columns} FROM "{record.objects_table}" WHERE {column_filter} AND ({where})',
+        [*args, *params],
     )
     return [StoredObject(*row) for row in rows]
 
