@@ -141,9 +141,8 @@ def test_a_symlinked_index_file_is_never_followed(tmp_path: Path):
     assert not _index_file(path).is_symlink()
 
 
-def test_kill_during_index_save_keeps_the_previous_index(tmp_path: Path):
-    path = tmp_path / "s"
-    queries, before = _store_with_index(path)
+def _kill_second_save(path: Path, label: str) -> None:
+    """Upsert one object and save the index again in a child process killed at crash point ``label``."""
     code = (
         "import vecns, numpy as np\n"
         f"s = vecns.connect({str(path)!r})\n"
@@ -152,9 +151,15 @@ def test_kill_during_index_save_keeps_the_previous_index(tmp_path: Path):
         "ns.upsert([{'id': 'late', 'vector': np.ones(16)}])\n"
         "s.flush()\n"
     )
-    env = dict(os.environ, VECNS_CRASH="index_tmp_written:1")
+    env = dict(os.environ, VECNS_CRASH=f"{label}:1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == -signal.SIGKILL, out.stderr
+
+
+def test_kill_during_index_save_keeps_the_previous_index(tmp_path: Path):
+    path = tmp_path / "s"
+    queries, before = _store_with_index(path)
+    _kill_second_save(path, "index_tmp_written")
     assert list((path / "indexes").glob("*.tmp"))
     with vecns.connect(path) as store:
         ns = store.namespace("docs")
@@ -165,18 +170,8 @@ def test_kill_during_index_save_keeps_the_previous_index(tmp_path: Path):
 
 def test_kill_while_removing_the_previous_index_file_leaves_no_orphan(tmp_path: Path):
     path = tmp_path / "s"
-    queries, _ = _store_with_index(path)
-    code = (
-        "import vecns, numpy as np\n"
-        f"s = vecns.connect({str(path)!r})\n"
-        "ns = s.namespace('docs')\n"
-        "ns.search(np.ones(16), k=1)\n"
-        "ns.upsert([{'id': 'late', 'vector': np.ones(16)}])\n"
-        "s.flush()\n"
-    )
-    env = dict(os.environ, VECNS_CRASH="during_old_cleanup:1")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == -signal.SIGKILL, out.stderr
+    _store_with_index(path)
+    _kill_second_save(path, "during_old_cleanup")
     assert len(list((path / "indexes").glob("*.usearch"))) == 2  # the new file and the old one
     with vecns.connect(path) as store:
         (recorded,) = store._catalog.fetchone("SELECT file FROM index_files")
