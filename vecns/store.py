@@ -19,6 +19,7 @@ from vecns.errors import (
     ConfigError,
     NamespaceExistsError,
     NamespaceNotFoundError,
+    StoreCorruptedError,
     StoreError,
     ValidationError,
 )
@@ -72,6 +73,17 @@ class Store:
         self._providers = providers
         self._threads = threads
         self._catalog = Catalog(self.path / DB_FILE, read_only=read_only)
+        try:
+            self._start()
+        except StoreCorruptedError as exc:
+            self._catalog.close()
+            raise StoreCorruptedError(f"store database {self.path / DB_FILE}: {exc}") from exc
+        except BaseException:
+            self._catalog.close()
+            raise
+
+    def _start(self) -> None:
+        read_only, threads = self.read_only, self._threads
         self._indexes = IndexManager(self._catalog, self.path / INDEX_DIR, threads=threads or 0)
         self._embedders: dict[str, Any] = {}
         self._embed_lock = threading.Lock()
@@ -294,6 +306,10 @@ class Store:
     def close(self) -> None:
         """Save unsaved indexes and close the database. Safe to call twice."""
         if self._catalog.closed:
+            return
+        if self._catalog.forked:
+            # A forked child owns none of this: saving indexes here would write the parent's files.
+            self._catalog.close()
             return
         try:
             self._indexes.close()
