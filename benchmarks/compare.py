@@ -78,14 +78,17 @@ INDEX_SETTINGS = {"metric": "cos", "dtype": "f16", "connectivity": 16, "expansio
 # -- raw ONNX Runtime --------------------------------------------------------------------------------
 
 
-def open_session(spec: ModelSpec, threads: int) -> ort.InferenceSession:
+ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def open_session(spec: ModelSpec, threads: int, providers: str = "cpu") -> ort.InferenceSession:
     """An ONNX Runtime session with the options vecns uses (vecns.embed._session_options)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return ort.InferenceSession(spec.graph_path.read_bytes(), sess_options=options,
-                                providers=["CPUExecutionProvider"])
+                                providers=ORT_PROVIDERS[providers])
 
 
 def open_tokenizer(spec: ModelSpec, *, pad_to_longest: bool = False) -> tuple[Tokenizer, int]:
@@ -178,18 +181,19 @@ def profiled(clock: StageClock) -> Iterator[None]:
         yield
 
 
-def open_store(root: Path, threads: int, folder: Path | None, model_id: str) -> vecns.Store:
-    """A CPU store with ``threads`` inference threads, with ``folder`` registered as ``model_id`` if given."""
-    store = vecns.connect(root, providers="cpu", threads=threads)
+def open_store(root: Path, threads: int, folder: Path | None, model_id: str, providers: str = "cpu") -> vecns.Store:
+    """A store with ``threads`` inference threads, with ``folder`` registered as ``model_id`` if given."""
+    store = vecns.connect(root, providers=providers, threads=threads)
     if folder is not None:
         store.models.register(folder, model_id=model_id)
     return store
 
 
 def vecns_ingest(root: Path, model_id: str, objects: list[dict], threads: int, clock: StageClock,
-                 add_batch_size: int, folder: Path | None = None) -> tuple[float, vecns.Store]:
+                 add_batch_size: int, folder: Path | None = None,
+                 providers: str = "cpu") -> tuple[float, vecns.Store]:
     """Time create_namespace + add into a fresh store; returns the seconds and the (open) store."""
-    store = open_store(root, threads, folder, model_id)
+    store = open_store(root, threads, folder, model_id, providers)
     store.embedder(model_id)
     with profiled(clock):
         start = time.perf_counter()
@@ -380,7 +384,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     objects = [{"id": d.id, "text": d.text} for d in docs]
     load_avg = os.getloadavg()
 
-    session = open_session(spec, args.threads)
+    session = open_session(spec, args.threads, args.providers)
     tokenizer, pad_id = open_tokenizer(spec)
     naive_tokenizer, _ = open_tokenizer(spec, pad_to_longest=True)
     tokens = sum(len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True))
@@ -388,7 +392,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     onnx_weights = f"ONNX {spec.graph_path} ({spec.graph_path.stat().st_size / 2**20:.0f} MiB)"
     try:
         start = time.perf_counter()
-        with open_store(scratch / "load", args.threads, args.folder, spec.model_id) as probe:
+        with open_store(scratch / "load", args.threads, args.folder, spec.model_id, args.providers) as probe:
             embedder = probe.embedder(args.model)
         load_s = time.perf_counter() - start
         raw_sets = {
@@ -409,7 +413,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         source_model = None
         if not args.skip_migrate:
             source_model = source_model_for(spec.model_id)
-            migrate_store = open_store(scratch / "migrate", args.threads, args.folder, spec.model_id)
+            migrate_store = open_store(scratch / "migrate", args.threads, args.folder, spec.model_id, args.providers)
             make_source(migrate_store, source_model, objects)
             migrate_store.embedder(spec.model_id)
             times[migrate_name] = []
@@ -431,7 +435,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 times[naive_name].append(time.perf_counter() - start)
             for name, add_batch in zip(vecns_names, args.add_batch_size, strict=True):
                 seconds, store = vecns_ingest(scratch / f"{r}-{add_batch}", args.model, objects, args.threads,
-                                              clocks[name], add_batch, args.folder)
+                                              clocks[name], add_batch, args.folder, args.providers)
                 times[name].append(seconds)
                 if search_store is None:
                     search_store = store
@@ -483,6 +487,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ratios.update({f"migrate / {peer}": medians[peer] / medians[migrate_name] for peer in peers})
     return {
         "model": args.model, "docs": len(texts), "tokens": tokens, "repeats": args.repeats, "threads": args.threads,
+        "providers": args.providers, "session_providers": session.get_providers(),
         "rows": rows, "limit": limit_name, "ingest_ratio": medians[limit_name] / medians[headline],
         "ingest_target": INGEST_TARGET, "search": search, "profile": profile, "model_load_s": load_s,
         "ratios_docs_per_s": ratios, "notes": notes, "migrate_source_model": source_model,
@@ -503,7 +508,7 @@ def print_report(result: dict[str, Any], out: Any = sys.stdout) -> None:
     env = result["environment"]
     p(f"model {result['model']}: {result['docs']} docs, {result['tokens']} tokens, threads {result['threads']}, "
       f"{result['repeats']} interleaved repeats (medians); load average {env['load_avg_start'][0]:.1f} -> "
-      f"{env['load_avg_end'][0]:.1f} on {env['cpus']} CPUs")
+      f"{env['load_avg_end'][0]:.1f} on {env['cpus']} CPUs; raw session on {result['session_providers'][0]}")
     p(f"{'method':58s} {'median s':>9s} {'docs/s':>8s} {'tokens/s':>9s} {'vs limit':>9s}")
     for row in result["rows"]:
         p(f"{row['name']:58s} {row['median_s']:9.2f} {row['docs_per_s']:8.1f} {row['tokens_per_s']:9.0f} "
@@ -575,6 +580,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="intra-op threads for every session (default: all cores, as vecns)")
+    parser.add_argument("--providers", choices=sorted(ORT_PROVIDERS), default="cpu",
+                        help="where vecns and the raw rows run (default cpu; cuda needs the cuda extra)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch of the raw limit (default 16)")
     parser.add_argument("--naive-batch-size", type=int, default=32, help="rows per naive batch (default 32)")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive loop")
