@@ -352,10 +352,8 @@ def test_item23_a_builtin_whose_file_differs_from_its_pin_is_refused(store, tmp_
     assert ns.count() == 1 and ns.search(ns.get("a", include_vector=True).vector, k=1)[0].id == "a"
 
 
-@pytest.mark.parametrize("location", ["../../etc/passwd", "/etc/passwd"])
-def test_item24_a_graph_whose_external_data_escapes_is_refused(store, tmp_path: Path, location):
-    """item 24: an initializer stored as external data outside the model's folder: ModelLoadError."""
-    folder = build_tiny_model(tmp_path / "m", dim=8)
+def _external_weight(folder: Path, location: str) -> None:
+    """Rewrite the tiny graph so its 8x8 weight is read from ``location`` as external data."""
     model = onnx.load(str(folder / "model.onnx"))
     weight = next(t for t in model.graph.initializer if t.name == "weight")
     weight.ClearField("raw_data")
@@ -364,6 +362,14 @@ def test_item24_a_graph_whose_external_data_escapes_is_refused(store, tmp_path: 
         entry = weight.external_data.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(folder / "model.onnx"))
+
+
+@pytest.mark.parametrize("location", ["../../etc/passwd", "/etc/passwd", "../outside.bin"])
+def test_item24_a_graph_whose_external_data_escapes_is_refused(store, tmp_path: Path, location):
+    """item 24: an initializer stored as external data outside the model's folder: ModelLoadError."""
+    (tmp_path / "outside.bin").write_bytes(bytes(256))
+    folder = build_tiny_model(tmp_path / "m", dim=8)
+    _external_weight(folder, location)
     with pytest.raises(vecns.ModelLoadError, match="External data"):
         store.models.register(folder, model_id="evil")
     store.models.register(folder, model_id="evil-dim", dim=8)  # skips the probe: the first use refuses
@@ -371,6 +377,24 @@ def test_item24_a_graph_whose_external_data_escapes_is_refused(store, tmp_path: 
     with pytest.raises(vecns.ModelLoadError, match="External data"):
         ns.add([{"id": "a", "text": "hello"}])
     assert ns.count() == 0
+
+
+def test_item24_external_data_is_read_from_the_model_folder_never_the_working_directory(
+        store, tmp_path: Path, monkeypatch):
+    """item 24: a graph naming 'weights.bin' reads the file beside it, not one in the caller's directory."""
+    folder = build_tiny_model(tmp_path / "m", dim=8)
+    _external_weight(folder, "weights.bin")
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    (workdir / "weights.bin").write_bytes(np.eye(8, dtype=np.float32).tobytes())
+    monkeypatch.chdir(workdir)
+    with pytest.raises(vecns.ModelLoadError, match="weights.bin"):
+        store.models.register(folder, model_id="beside")
+    (folder / "weights.bin").write_bytes((2 * np.eye(8, dtype=np.float32)).tobytes())
+    store.models.register(folder, model_id="beside")
+    ns = store.create_namespace("docs", "beside")
+    ns.add([{"id": "a", "text": "hello world"}])
+    assert ns.search("hello world", k=1)[0].id == "a"
 
 
 # -- process faults --------------------------------------------------------------------------------
