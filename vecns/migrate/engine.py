@@ -242,10 +242,14 @@ class Engine:
         keep = []
         for i in batch.ok:
             text = batch.objects[i].text
-            try:
-                vectors = {name: e.embed([text])[0] for name, e in self._embedders.items()}
-            except VecnsError as exc:
-                batch.failures.append((batch.objects[i].id, str(exc)))
+            vectors = {}
+            for name, embedder in self._embedders.items():
+                try:
+                    vectors[name] = embedder.embed([text])[0]
+                except VecnsError as exc:
+                    batch.failures.append((batch.objects[i].id, f"model {embedder.spec.model_id}: {exc}"))
+                    break
+            if len(vectors) < len(self._embedders):
                 continue
             keep.append(i)
             for name, vector in vectors.items():
