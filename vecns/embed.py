@@ -49,9 +49,9 @@ PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 # Padded tokens per batch. On CPU small, length-sorted batches win (they stay in cache; attention grows
-# with length squared): on 1,000 stdlib docstrings a 512-token budget beat 1024 by ~15% and 2048 by ~30%
-# for both builtin models, and 256 was within a few percent of 512. A GPU wants large batches (not yet
-# measured: 32768 keeps a 256-token batch of 128 rows).
+# with length squared). On 1,000 stdlib docstrings, per CPU-second, a 512-token budget beat 1024 and 2048
+# by 17% and 39% (paraphrase L3) and by 3% and 20% (int8 L6); 256 was within 1-7% of 512.
+# A GPU wants large batches (not yet measured: 32768 keeps a 256-token batch of 128 rows).
 CPU_TOKEN_BUDGET = 512
 CUDA_TOKEN_BUDGET = 32768
 MAX_BATCH_ROWS = 512
