@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vecns.errors import CutoverRefusedError, StoreError
+import vecns
+from vecns.datasets import stdlib_qa
+from vecns.errors import CutoverRefusedError, NamespaceNotFoundError, ObjectNotFoundError, StoreError
+from vecns.evaluate import compare, evaluate
 
 SOURCE_MODEL = "paraphrase-minilm-l3-v2"
 TARGET_MODEL = "all-minilm-l6-v2-int8"
@@ -78,10 +81,6 @@ def run_demo(path: str | Path = DEFAULT_PATH, *, limit: int | None = None, reset
     Returns:
         What happened, with the numbers measured.
     """
-    import vecns
-    from vecns.datasets import stdlib_qa
-    from vecns.evaluate import compare, evaluate
-
     path = Path(path)
     if reset:
         reset_store(path)
@@ -139,8 +138,6 @@ def run_demo(path: str | Path = DEFAULT_PATH, *, limit: int | None = None, reset
 
 def _source(store: Any, data: Any, result: DemoResult, step: Callable[[str], None],
             progress: Callable[[str, int, int], None], clock: Callable[[], float]) -> Any:
-    from vecns.errors import NamespaceNotFoundError
-
     try:
         source = store.namespace(SOURCE)
         step(f"reusing namespace {SOURCE} ({source.count()} objects); --reset starts over")
@@ -163,8 +160,6 @@ def _source(store: Any, data: Any, result: DemoResult, step: Callable[[str], Non
 
 def _clear_previous_run(store: Any, source: Any) -> None:
     """On a re-run, move prod back to the source and forget the previous target and its migrations."""
-    from vecns.errors import NamespaceNotFoundError
-
     store.aliases.set(ALIAS, source.name)
     for migration in store.migrations.list():
         if migration.status().status in ("pending", "in_progress"):
@@ -195,8 +190,6 @@ def _write_while_migrating(store: Any, data: Any, migration: Any) -> dict[str, l
 
 
 def _arrived(target: Any, written: dict[str, list[str]]) -> bool:
-    from vecns.errors import ObjectNotFoundError
-
     try:
         edited = all(target.get(i).text.endswith("(edited while migrating)") for i in written["updated"])
         added = all(target.get(i) for i in written["added"])
@@ -207,8 +200,6 @@ def _arrived(target: Any, written: dict[str, list[str]]) -> bool:
 
 
 def _missing(namespace: Any, object_id: str) -> bool:
-    from vecns.errors import ObjectNotFoundError
-
     try:
         namespace.get(object_id)
     except ObjectNotFoundError:

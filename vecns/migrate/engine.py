@@ -25,7 +25,7 @@ from vecns._crash import crashpoint
 from vecns.catalog import NamespaceRecord, records
 from vecns.catalog import migrations as mig_db
 from vecns.catalog import objects as rows_db
-from vecns.errors import MigrationError, VecnsError
+from vecns.errors import MigrationError, PlanMismatchError, VecnsError
 from vecns.migrate.plan import Plan
 
 if TYPE_CHECKING:
@@ -86,8 +86,6 @@ class Engine:
         self._embedders = {f.name: store.embedder(f.model_id) for f in target.features if f.name in plan.extracted}
         for feature in target.features:
             if feature.name in self._embedders and self._embedders[feature.name].fingerprint != feature.fingerprint:
-                from vecns.errors import PlanMismatchError
-
                 raise PlanMismatchError(
                     f"model {feature.model_id!r} changed on disk since this migration was planned; its target "
                     f"feature {feature.name!r} is locked to another fingerprint. Restore the model files, or "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import secrets
 import threading
@@ -363,8 +364,6 @@ class Migrations:
 
 
 def _config_json(config: MigrationConfig) -> str:
-    import json
-
     data = config.to_dict()
     if config.webhook_secret is not None:
         data["webhook_secret"] = config.webhook_secret  # needed to sign events after a resume

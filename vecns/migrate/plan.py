@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from vecns.catalog import Feature, NamespaceRecord, records
 from vecns.catalog import objects as rows_db
-from vecns.errors import ConfigError, VecnsError
+from vecns.errors import ConfigError, NamespaceExistsError, VecnsError
 from vecns.filters import CompiledFilter, compile_filters
 from vecns.migrate.config import MigrationConfig, config_errors, parse_config
 from vecns.migrate.events import validate_webhook_url
@@ -54,8 +54,6 @@ def build_plan(store: Store, config: MigrationConfig, *, own_target_id: str | No
         NamespaceExistsError, ConfigError: The target exists, equals the source, or the types/models clash.
         ModelNotFoundError: A model is unknown or not installed.
     """
-    from vecns.errors import NamespaceExistsError
-
     source = store._record(config.source)
     target_name = config.target
     taken = records.find_namespace(store._catalog, name=target_name) or records.find_namespace(
