@@ -4,7 +4,9 @@ This is the only module that imports usearch. Index files are derived state: the
 vectors, and a damaged or missing file is rebuilt from it. What this module adds on top of usearch:
 
 * every key and vector is validated (usearch silently accepts NaN, inf, zero vectors under cosine,
-  wraps key -1 to 2**64 - 1, and allocates ``rows * k`` results for any ``k``);
+  wraps key -1 to 2**64 - 1, and allocates ``rows * k`` results for any ``k``), by the numpy-only
+  checks in ``vecns.vectors``, which also holds ``exact_search``, ``file_checksum`` and
+  ``cleanup_temp_files`` (re-exported here);
 * ``save`` is atomic (temp file, fsync, rename, directory fsync) and returns the file's sha256, because
   usearch writes in place and a failed save destroys the previous file;
 * ``load`` verifies that checksum and the file header before usearch parses the file, never memory-maps
@@ -23,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import errno as errno_codes
 import hashlib
-import numbers
 import os
 import struct
 import threading
@@ -38,13 +39,30 @@ from usearch.index import ScalarKind as _ScalarKind
 
 from vecns._crash import crashpoint
 from vecns.errors import (
-    DimensionMismatchError,
     DuplicateIdError,
     IndexCorruptedError,
     InvalidVectorError,
     ObjectNotFoundError,
     StoreError,
     ValidationError,
+)
+from vecns.vectors import (
+    CHUNK_BYTES,
+    DTYPES,
+    MAX_K,
+    METRICS,
+    TEMP_SUFFIX,
+    as_keys,
+    as_matrix,
+    check_choice,
+    check_int,
+    check_k,
+    check_values,
+    cleanup_temp_files,
+    errno_text,
+    exact_search,
+    file_checksum,
+    to_scores,
 )
 
 __all__ = [
@@ -57,18 +75,9 @@ __all__ = [
     "file_checksum",
 ]
 
-METRICS = ("cos", "ip", "l2sq")
-DTYPES = ("f32", "f16", "i8")
-MAX_K = 4096
-TEMP_SUFFIX = ".tmp"
-
-_MAX_KEY = 2**63
-_F16_MAX = float(np.finfo(np.float16).max)
-_F32_MAX = float(np.finfo(np.float32).max)
 _METRIC_KINDS = {"cos": _MetricKind.Cos, "ip": _MetricKind.IP, "l2sq": _MetricKind.L2sq}
 _SCALAR_KINDS = {"f32": _ScalarKind.F32, "f16": _ScalarKind.F16, "i8": _ScalarKind.I8}
 _SCALAR_BYTES = {"f32": 4, "f16": 2, "i8": 1}
-_CHUNK = 1 << 20
 _USEARCH_ERRNOS = (
     errno_codes.ENOENT,
     errno_codes.EACCES,
@@ -122,147 +131,6 @@ class _ReadWriteLock:
                 self._cond.notify_all()
 
 
-def _check_choice(value: object, choices: tuple[str, ...], what: str) -> str:
-    if value not in choices:
-        raise ValidationError(f"{what} {value!r} is not supported; expected one of {', '.join(choices)}")
-    return str(value)
-
-
-def _check_int(value: object, what: str, *, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValidationError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise ValidationError(f"{what} must be {bound}, got {value}")
-    return value
-
-
-def _check_k(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise ValidationError(f"k must be an int between 1 and {MAX_K}, got {type(k).__name__} {k!r}")
-    if not 1 <= int(k) <= MAX_K:
-        raise ValidationError(
-            f"k={int(k)} is out of range; expected 1 <= k <= {MAX_K}. Ask for at most {MAX_K} results "
-            "and page with filters if more are needed."
-        )
-    return int(k)
-
-
-def _as_keys(keys: object) -> np.ndarray:
-    """Return ``keys`` as a 1-D int64 array, refusing anything outside ``[0, 2**63)``."""
-    try:
-        arr = np.asarray(keys)
-    except (OverflowError, ValueError, TypeError) as exc:
-        raise ValidationError(f"keys must be integers in [0, 2**63); could not read {keys!r}: {exc}") from exc
-    if arr.ndim > 1:
-        raise ValidationError(f"keys must be a scalar or a 1-D array, got shape {arr.shape}")
-    arr = arr.reshape(-1)
-    if arr.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if arr.dtype.kind not in "iu":
-        raise ValidationError(f"keys must be integers in [0, 2**63), got dtype {arr.dtype}")
-    if arr.dtype.kind == "i" and arr.min() < 0:
-        raise ValidationError(f"keys must be integers in [0, 2**63), got {int(arr.min())}")
-    if arr.dtype.kind == "u" and int(arr.max()) >= _MAX_KEY:
-        raise ValidationError(f"keys must be integers in [0, 2**63), got {int(arr.max())}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _as_matrix(vectors: object, dim: int, *, what: str) -> tuple[np.ndarray, bool]:
-    """Return ``vectors`` as a C-contiguous float32 (n, dim) array and whether the input was 1-D."""
-    try:
-        arr = np.asarray(vectors)
-    except (ValueError, TypeError) as exc:
-        raise InvalidVectorError(f"{what} could not be read as a numeric array: {exc}") from exc
-    if arr.dtype.kind not in "iuf":
-        raise InvalidVectorError(
-            f"{what} have dtype {arr.dtype}; expected real numbers (float32 preferred). "
-            "Convert them with numpy before passing them in."
-        )
-    if arr.ndim not in (1, 2):
-        raise InvalidVectorError(f"{what} must be 1-D (dim,) or 2-D (n, dim); got shape {arr.shape}")
-    single = arr.ndim == 1
-    if single:
-        arr = arr.reshape(1, -1)
-    if arr.shape[1] != dim:
-        raise DimensionMismatchError(
-            f"{what} have dim={arr.shape[1]}, but this index is locked to dim={dim}. "
-            "Use vectors from the model the index was built with, or build a new index."
-        )
-    if arr.dtype != np.float32 or not arr.flags.c_contiguous:
-        # Casting float64 beyond float32 range would warn; the finiteness check reports it instead.
-        with np.errstate(over="ignore", invalid="ignore"):
-            arr = np.ascontiguousarray(arr, dtype=np.float32)
-    return arr, single
-
-
-def _check_values(arr: np.ndarray, *, metric: str, dtype: str, what: str) -> None:
-    """Refuse vectors that usearch would accept but store or rank wrongly."""
-    # One pass over the data: each row's largest magnitude tells NaN/inf, f16 overflow and (since
-    # rounding is monotonic) whether the row rounds to all zeros.
-    peak = np.abs(arr).max(axis=1) if arr.size else np.zeros(arr.shape[0], dtype=np.float32)
-    limit = _F16_MAX if dtype == "f16" else _F32_MAX
-    bad = ~(peak <= limit)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        if not np.isfinite(peak[row]):
-            raise InvalidVectorError(
-                f"{what}: row {row} contains NaN or infinity; expected finite numbers. "
-                "Check the embedding model's output."
-            )
-        raise InvalidVectorError(
-            f"{what}: row {row} has a component beyond the float16 range (+-{_F16_MAX:g}) of this "
-            "f16 index; scale the vectors down or use dtype='f32'."
-        )
-    if metric == "cos":
-        zero = (peak.astype(np.float16) if dtype == "f16" else peak) == 0
-        if zero.any():
-            row = int(np.flatnonzero(zero)[0])
-            raise InvalidVectorError(
-                f"{what}: row {row} is all zero (after rounding to {dtype}); cosine similarity is "
-                "undefined for it. Drop the vector or give it non-zero components."
-            )
-
-
-def _to_scores(distances: np.ndarray, metric: str) -> np.ndarray:
-    if metric == "l2sq":
-        return -distances
-    return 1.0 - distances
-
-
-def file_checksum(path: str | os.PathLike[str]) -> str:
-    """Return the sha256 hex digest of a file, read in 1 MiB chunks.
-
-    Args:
-        path: The file to hash.
-
-    Returns:
-        The lowercase hex digest.
-
-    Raises:
-        StoreError: The file cannot be read.
-    """
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError as exc:
-        raise StoreError(
-            f"cannot read {os.fspath(path)!r} to checksum it ({_errno_text(exc)}); "
-            "check that the file exists and is readable"
-        ) from exc
-    return digest.hexdigest()
-
-
-def _errno_text(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    if code is None:
-        return f"errno unknown: {exc}"
-    return f"errno {code} {errno_codes.errorcode.get(code, '?')}: {getattr(exc, 'strerror', '') or exc}"
-
-
 def _fsync_directory(directory: Path) -> None:
     if os.name != "posix":
         return
@@ -271,39 +139,6 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def cleanup_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """Remove the ``*.tmp`` files an interrupted ``save`` left in ``directory``.
-
-    Only direct children are looked at; sub-directories are left alone.
-
-    Args:
-        directory: The index directory.
-
-    Returns:
-        The paths removed, sorted.
-
-    Raises:
-        StoreError: A leftover file exists but cannot be removed.
-    """
-    root = Path(directory)
-    if not root.is_dir():
-        return []
-    removed = []
-    for entry in sorted(root.iterdir()):
-        if entry.name.endswith(TEMP_SUFFIX) and (entry.is_symlink() or entry.is_file()):
-            try:
-                entry.unlink()
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot remove leftover temp file {str(entry)!r} ({_errno_text(exc)}); "
-                    "remove it by hand"
-                ) from exc
-            removed.append(entry)
-    return removed
 
 
 class VectorIndex:
@@ -335,18 +170,18 @@ class VectorIndex:
         expansion_search: int = 64,
         threads: int = 0,
     ) -> None:
-        self._dim = _check_int(dim, "dim", low=1, high=2**31 - 1)
-        self._metric = _check_choice(metric, METRICS, "metric")
-        self._dtype = _check_choice(dtype, DTYPES, "dtype")
+        self._dim = check_int(dim, "dim", low=1, high=2**31 - 1)
+        self._metric = check_choice(metric, METRICS, "metric")
+        self._dtype = check_choice(dtype, DTYPES, "dtype")
         if self._dtype == "i8" and self._metric != "cos":
             raise ValidationError(
                 f"dtype 'i8' works only with metric 'cos' (usearch normalises i8 vectors); got metric "
                 f"{self._metric!r}. Use dtype 'f16' or 'f32'."
             )
-        self._connectivity = _check_int(connectivity, "connectivity", low=2, high=1024)
-        self._expansion_add = _check_int(expansion_add, "expansion_add", low=1, high=1 << 16)
-        self._expansion_search = _check_int(expansion_search, "expansion_search", low=1, high=1 << 16)
-        self._threads = _check_int(threads, "threads", low=0, high=4096)
+        self._connectivity = check_int(connectivity, "connectivity", low=2, high=1024)
+        self._expansion_add = check_int(expansion_add, "expansion_add", low=1, high=1 << 16)
+        self._expansion_search = check_int(expansion_search, "expansion_search", low=1, high=1 << 16)
+        self._threads = check_int(threads, "threads", low=0, high=4096)
         self._lock = _ReadWriteLock()
         self._save_lock = threading.Lock()
         self._index = self._new_usearch_index()
@@ -452,7 +287,7 @@ class VectorIndex:
         except FileNotFoundError as exc:
             raise corrupted("is missing") from exc
         except OSError as exc:
-            raise corrupted(f"cannot be read ({_errno_text(exc)})") from exc
+            raise corrupted(f"cannot be read ({errno_text(exc)})") from exc
         if not data:
             raise corrupted("is empty (0 bytes)")
         if checksum is not None:
@@ -521,8 +356,8 @@ class VectorIndex:
             ValidationError: A key is out of range, repeated, or the counts differ.
             StoreError: usearch failed to insert (out of memory).
         """
-        key_arr = _as_keys(keys)
-        matrix, single = _as_matrix(vectors, self._dim, what="vectors")
+        key_arr = as_keys(keys)
+        matrix, single = as_matrix(vectors, self._dim, what="vectors")
         if single and key_arr.size != 1:
             raise InvalidVectorError(f"vectors must be 2-D (n, dim); got shape {np.shape(vectors)}")
         if key_arr.size != matrix.shape[0]:
@@ -537,7 +372,7 @@ class VectorIndex:
                 f"key {int(unique[counts > 1][0])} appears {int(counts.max())} times in one add; "
                 "expected each key once per batch"
             )
-        _check_values(matrix, metric=self._metric, dtype=self._dtype, what="vectors")
+        check_values(matrix, metric=self._metric, dtype=self._dtype, what="vectors")
         with self._lock.write():
             present = key_arr[np.asarray(self._index.contains(key_arr), dtype=bool)]
             try:
@@ -562,7 +397,7 @@ class VectorIndex:
         Raises:
             ValidationError: A key is out of range.
         """
-        key_arr = np.unique(_as_keys(keys))
+        key_arr = np.unique(as_keys(keys))
         if key_arr.size == 0:
             return 0
         with self._lock.write():
@@ -591,9 +426,9 @@ class VectorIndex:
             DimensionMismatchError: The queries' dimension is not the index's.
             InvalidVectorError: A query is not finite, or all zero under cosine.
         """
-        k = _check_k(k)
-        matrix, single = _as_matrix(queries, self._dim, what="queries")
-        _check_values(matrix, metric=self._metric, dtype=self._dtype, what="queries")
+        k = check_k(k)
+        matrix, single = as_matrix(queries, self._dim, what="queries")
+        check_values(matrix, metric=self._metric, dtype=self._dtype, what="queries")
         with self._lock.read():
             count = min(k, len(self._index))
             if count == 0 or matrix.shape[0] == 0:
@@ -620,7 +455,7 @@ class VectorIndex:
             ObjectNotFoundError: A key is not in the index.
             ValidationError: A key is out of range.
         """
-        key_arr = _as_keys(keys)
+        key_arr = as_keys(keys)
         if key_arr.size == 0:
             return np.empty((0, self._dim), dtype=np.float32)
         with self._lock.read():
@@ -647,7 +482,7 @@ class VectorIndex:
         Raises:
             ValidationError: A key is out of range.
         """
-        key_arr = _as_keys(keys)
+        key_arr = as_keys(keys)
         if key_arr.size == 0:
             return np.empty(0, dtype=bool)
         with self._lock.read():
@@ -700,7 +535,7 @@ class VectorIndex:
                     tmp.unlink()
                 after = stage == "directory fsync"
                 raise StoreError(
-                    f"saving index to {str(target)!r} failed at the {stage} step ({_errno_text(exc)}); "
+                    f"saving index to {str(target)!r} failed at the {stage} step ({errno_text(exc)}); "
                     + (
                         "the new file is in place but may not survive a power loss"
                         if after
@@ -729,7 +564,7 @@ def _padded_results(result: Any, rows: int, count: int, metric: str) -> tuple[np
     if raw_keys.ndim == 1:
         # A single query comes back as ``Matches``, already cut to the hits found.
         if raw_keys.size == count:
-            return raw_keys.astype(np.int64).reshape(1, count), _to_scores(raw_distances, metric).reshape(1, count)
+            return raw_keys.astype(np.int64).reshape(1, count), to_scores(raw_distances, metric).reshape(1, count)
         found = np.array([raw_keys.size])
         raw_keys = raw_keys.reshape(1, -1)
         raw_distances = raw_distances.reshape(1, -1)
@@ -739,7 +574,7 @@ def _padded_results(result: Any, rows: int, count: int, metric: str) -> tuple[np
     scores = np.full((rows, count), -np.inf, dtype=np.float32)
     width = min(count, raw_keys.shape[1])
     keys[:, :width] = raw_keys[:, :width].astype(np.int64)
-    scores[:, :width] = _to_scores(raw_distances[:, :width], metric)
+    scores[:, :width] = to_scores(raw_distances[:, :width], metric)
     hole = np.arange(count)[None, :] >= found[:, None]
     keys[hole] = -1
     scores[hole] = -np.inf
@@ -750,78 +585,9 @@ def _hash_and_fsync(path: Path) -> str:
     digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY)
     try:
-        while chunk := os.read(fd, _CHUNK):
+        while chunk := os.read(fd, CHUNK_BYTES):
             digest.update(chunk)
         os.fsync(fd)
     finally:
         os.close(fd)
     return digest.hexdigest()
-
-
-def exact_search(
-    query: object,
-    vectors: object,
-    keys: object,
-    k: int,
-    *,
-    metric: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force nearest neighbours in numpy, with the same scores as ``VectorIndex.search``.
-
-    Used for selective filters (few candidates) and as ground truth for recall. Ties are broken by the
-    smaller key, so results are deterministic.
-
-    Args:
-        query: One query (dim,) or a batch (n, dim).
-        vectors: Candidate vectors, shape (m, dim).
-        keys: The candidates' keys, shape (m,).
-        k: Results wanted per query, 1..MAX_K.
-        metric: ``"cos"``, ``"ip"`` or ``"l2sq"``.
-
-    Returns:
-        ``(keys, scores)``: int64 and float32 arrays of shape (n, k') with ``k' = min(k, m)``, or (k',) for
-        a 1-D query.
-
-    Raises:
-        ValidationError: ``k``, ``metric`` or ``keys`` are invalid, or keys and vectors differ in count.
-        DimensionMismatchError: The query and the vectors differ in dimension.
-        InvalidVectorError: A vector is not finite, or all zero under cosine.
-    """
-    k = _check_k(k)
-    metric = _check_choice(metric, METRICS, "metric")
-    try:
-        cand = np.asarray(vectors)
-    except (ValueError, TypeError) as exc:
-        raise InvalidVectorError(f"candidate vectors could not be read as a numeric array: {exc}") from exc
-    if cand.ndim != 2:
-        raise InvalidVectorError(f"candidate vectors must be 2-D (m, dim); got shape {cand.shape}")
-    cand, _ = _as_matrix(cand, cand.shape[1], what="candidate vectors")
-    key_arr = _as_keys(keys)
-    if key_arr.size != cand.shape[0]:
-        raise ValidationError(f"got {key_arr.size} keys for {cand.shape[0]} candidate vectors")
-    queries, single = _as_matrix(query, cand.shape[1], what="queries")
-    _check_values(queries, metric=metric, dtype="f32", what="queries")
-    _check_values(cand, metric=metric, dtype="f32", what="candidate vectors")
-    count = min(k, cand.shape[0])
-    if metric == "cos":
-        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-        cand = cand / np.linalg.norm(cand, axis=1, keepdims=True)
-    scores = queries @ cand.T
-    if metric == "l2sq":
-        sq = (queries * queries).sum(axis=1)[:, None] - 2.0 * scores + (cand * cand).sum(axis=1)[None, :]
-        scores = -np.maximum(sq, 0.0)
-    out_keys = np.empty((queries.shape[0], count), dtype=np.int64)
-    out_scores = np.empty((queries.shape[0], count), dtype=np.float32)
-    for row in range(queries.shape[0]):
-        row_scores = scores[row]
-        pool = np.arange(row_scores.size)
-        if count < row_scores.size:
-            # Keep every candidate tied with the k-th score so the key tie-break sees all of them.
-            kth = np.partition(row_scores, row_scores.size - count)[row_scores.size - count]
-            pool = np.flatnonzero(row_scores >= kth)
-        order = pool[np.lexsort((key_arr[pool], -row_scores[pool]))[:count]]
-        out_keys[row] = key_arr[order]
-        out_scores[row] = row_scores[order]
-    if single:
-        return out_keys[0], out_scores[0]
-    return out_keys, out_scores
