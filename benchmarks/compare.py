@@ -514,8 +514,8 @@ def print_report(result: dict[str, Any], out: Any = sys.stdout) -> None:
         p(f"{row['name']:58s} {row['median_s']:9.2f} {row['docs_per_s']:8.1f} {row['tokens_per_s']:9.0f} "
           f"{row['vs_limit']:9.2f}")
     for weights in dict.fromkeys(r["weights"] for r in result["rows"]):
-        users = [r["name"].split(",")[0] for r in result["rows"] if r["weights"] == weights]
-        p(f"weights {weights}: {', '.join(users)}")
+        users = [r["name"] for r in result["rows"] if r["weights"] == weights]
+        p(f"weights {weights}: {'; '.join(users)}")
     for note in result["notes"]:
         p(f"note: {note}")
     p(f"ingest ratio (vecns / {result['limit']}): {result['ingest_ratio']:.3f} (target >= {INGEST_TARGET})")
