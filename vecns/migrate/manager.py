@@ -176,7 +176,7 @@ class Migrations:
         parsed = config if isinstance(config, MigrationConfig) else parse_config(config)
         if parsed.dry_run:
             return validate(self._store, parsed)
-        report = validate(self._store, parsed)
+        report = validate(self._store, parsed, estimate=False)
         if not report.valid:
             raise ValidationError("the migration config is not valid:\n" + "\n".join(report.errors))
         plan = build_plan(self._store, parsed)
