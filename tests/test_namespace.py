@@ -250,3 +250,27 @@ def test_namespace_with_several_vector_features(store):
         ns.feature("nope")
     with pytest.raises(vecns.InvalidObjectError, match="unknown features"):
         ns.add([{"id": "a", "vectors": {"vector": [1, 1, 1, 1], "other": [1, 2]}}])
+
+
+def test_search_hits_show_the_latest_write_through_the_hit_cache(ns):
+    ns.add([{"id": "a", "vector": [1, 0, 0, 0], "metadata": {"v": 1}, "collection": "c1"}])
+    assert ns.search([1, 0, 0, 0], k=1)[0].metadata == {"v": 1}  # read from the database, then cached
+    ns.upsert([{"id": "a", "vector": [1, 0, 0, 0], "metadata": {"v": 2}, "collection": "c2"}])
+    hit = ns.search([1, 0, 0, 0], k=1)[0]
+    assert (hit.metadata, hit.collection) == ({"v": 2}, "c2")
+    ns.delete("a")
+    assert ns.search([1, 0, 0, 0], k=1) == []
+
+
+def test_the_hit_cache_never_keeps_a_row_read_before_a_concurrent_write():
+    from vecns.hitcache import HitCache
+
+    cache = HitCache(max_entries=2)
+    generation = cache.generation("ns")
+    cache.forget("ns", [1])  # a write lands while a reader is still reading key 1
+    cache.fill("ns", {1: "stale"}, generation)
+    assert cache.lookup("ns", [1]) == ({}, [1])
+    cache.fill("ns", {1: "a", 2: "b", 3: "c"}, cache.generation("ns"))
+    assert cache.lookup("ns", [1, 2, 3]) == ({2: "b", 3: "c"}, [1])  # bounded: the oldest entry went
+    cache.forget("ns")
+    assert cache.lookup("ns", [2, 3]) == ({}, [2, 3])

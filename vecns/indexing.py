@@ -21,6 +21,7 @@ from vecns._crash import crashpoint
 from vecns.catalog import Catalog, Feature, IndexFileRecord, NamespaceRecord, records
 from vecns.catalog import objects as rows_db
 from vecns.errors import IndexCorruptedError
+from vecns.hitcache import HitCache
 from vecns.index import VectorIndex, cleanup_temp_files
 
 log = logging.getLogger("vecns.index")
@@ -49,6 +50,7 @@ class IndexManager:
         self._catalog = catalog
         self._dir = directory
         self._threads = threads
+        self.hits = HitCache()
         self._live: dict[tuple[str, str], _Live] = {}
         self._lock = threading.RLock()
         if not catalog.read_only:
@@ -75,6 +77,8 @@ class IndexManager:
         Indexes not loaded yet are left alone: they catch up from the change log when first used. An index
         that fails to take the change is dropped from the cache, so its next use catches it up again.
         """
+        written = [np.asarray(removed, dtype=np.int64), *(keys for keys, _ in added.values())]
+        self.hits.forget(record.id, np.concatenate(written).tolist())
         for feature in record.features:
             live = self._live.get((record.id, feature.name))
             if live is None:
@@ -115,7 +119,8 @@ class IndexManager:
         return saved
 
     def forget(self, record: NamespaceRecord) -> None:
-        """Drop a namespace's live indexes and delete its index files."""
+        """Drop a namespace's live indexes and cached hits, and delete its index files."""
+        self.hits.forget(record.id)
         with self._lock:
             for feature in record.features:
                 self._live.pop((record.id, feature.name), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -430,11 +431,24 @@ class Namespace:
         present = allowed[index.contains(allowed)]
         return exact_search(vector, index.get(present), present, k, metric=feature.metric)
 
+    def _stored(self, keys: list[int], *, include_text: bool) -> dict[int, rows_db.StoredObject]:
+        """The objects behind search hits; without text, hot hits come from the store's hit cache."""
+        catalog = self._store._catalog
+        if include_text:
+            return {s.key: s for s in rows_db.get(catalog, self._record, keys=keys)}
+        cache = self._store._indexes.hits
+        found, missing = cache.lookup(self.id, keys)
+        if missing:
+            generation = cache.generation(self.id)
+            read = {s.key: _no_text(s) for s in rows_db.get(catalog, self._record, keys=missing, with_text=False)}
+            cache.fill(self.id, read, generation)
+            found.update(read)
+        return found
+
     def _hits(self, keys: np.ndarray, scores: np.ndarray, *, include_text: bool) -> list[Hit]:
         if len(keys) == 0:
             return []
-        by_key = {s.key: s for s in rows_db.get(self._store._catalog, self._record, keys=keys.tolist(),
-                                                with_text=include_text)}
+        by_key = self._stored(keys.tolist(), include_text=include_text)
         hits = []
         for key, score in zip(keys.tolist(), scores.tolist(), strict=True):
             stored = by_key.get(key)
@@ -449,6 +463,10 @@ class Namespace:
 def _dim_fix(feature: Feature) -> str:
     return (f"Feature {feature.name!r} is locked to dim={feature.dim} (model {feature.model_id}). "
             "To change models, create a re_extract migration into a new namespace.")
+
+
+def _no_text(stored: rows_db.StoredObject) -> rows_db.StoredObject:
+    return stored if stored.text is None else dataclasses.replace(stored, text=None)
 
 
 def mismatch(namespace: Namespace, feature: Feature, model_fingerprint: str) -> ModelMismatchError:

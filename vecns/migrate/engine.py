@@ -299,7 +299,8 @@ class Engine:
             self._failed = values.get("failed", self._failed)
             if seq is not None:
                 added = {name: (keys, vectors) for name, vectors in batch.vectors.items()} if objects else {}
-                self._store._indexes.apply(self._target, added, removed=list(gone.values()), seq=seq)
+                moved = sorted(set(replace) - set(keys.tolist()))  # an id re-added in the source got a new key
+                self._store._indexes.apply(self._target, added, removed=[*gone.values(), *moved], seq=seq)
                 crashpoint("after_index_add")
         crashpoint("after_commit")
         if not self._on_batch():
