@@ -263,3 +263,13 @@ def test_concurrent_searches_while_a_thread_writes(store):
     for t in threads:
         t.join()
     assert errors == []
+
+
+def test_search_after_close_is_an_error_even_when_served_from_memory(tmp_path: Path):
+    store = vecns.connect(tmp_path / "s")
+    ns = store.create_namespace("docs", dim=4)
+    ns.add(vector_objects(5, 4))
+    assert ns.search([1, 1, 1, 1], k=2)  # index and hits now cached in memory
+    store.close()
+    with pytest.raises(vecns.StoreClosedError):
+        ns.search([1, 1, 1, 1], k=2)

@@ -386,6 +386,7 @@ class Namespace:
             ModelMismatchError: The model files changed since the namespace was created.
             FilterError: A malformed filter.
         """
+        self._store._catalog.check_usable()
         k = check_k(k)
         feat = self.feature(feature)
         vector = self._query_vector(query, feat)

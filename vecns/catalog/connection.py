@@ -143,6 +143,20 @@ class Catalog:
         Raises:
             StoreClosedError: The catalog was closed, or is used in a forked child process.
         """
+        self.check_usable()
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            with translated("opening a cursor"):
+                cur = self._con.cursor()
+            self._local.cursor = cur
+        return cur
+
+    def check_usable(self) -> None:
+        """Raise ``StoreClosedError`` when the catalog was closed or this is a forked child process.
+
+        Reads served from memory (indexes, cached hits) call this too, so they refuse exactly when a
+        database read would.
+        """
         if self._closed:
             raise StoreClosedError(f"store {self.path.parent} is closed; open it again with vecns.connect().")
         if self.forked:
@@ -150,12 +164,6 @@ class Catalog:
                 f"store {self.path.parent} was opened in process {self._pid} and used after fork() in "
                 f"process {os.getpid()}. Open the store in the child instead (use the 'spawn' start method)."
             )
-        cur = getattr(self._local, "cursor", None)
-        if cur is None:
-            with translated("opening a cursor"):
-                cur = self._con.cursor()
-            self._local.cursor = cur
-        return cur
 
     def close(self) -> None:
         """Close the database; later use raises ``StoreClosedError``. Safe to call twice."""
