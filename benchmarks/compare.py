@@ -51,6 +51,7 @@ import usearch
 from migrate_bench import (  # a sibling script, found through sys.path[0]
     MIGRATE_STAGES,
     StageClock,
+    counting_tokenize,
     make_source,
     migrate_profile,
     patched,
@@ -163,15 +164,8 @@ def run_naive(session: ort.InferenceSession, output: str, tokenizer: Tokenizer, 
 @contextlib.contextmanager
 def profiled(clock: StageClock) -> Iterator[None]:
     """Wrap vecns' ingest stages (class attributes, restored afterwards) to time them."""
-    tokenize = Embedder.tokenize
-
-    def tokenize_and_count(self: Embedder, *args: Any, **kwargs: Any) -> list[TokenBatch]:
-        batches = tokenize(self, *args, **kwargs)
-        clock.note_batches(batches)
-        return batches
-
     patches = [
-        (Embedder, "tokenize", clock.wrap("tokenise", tokenize_and_count)),
+        (Embedder, "tokenize", clock.wrap("tokenise", counting_tokenize(clock))),
         (Embedder, "infer", clock.wrap("infer", Embedder.infer)),
         (Namespace, "_commit_rows", clock.wrap("duckdb write", Namespace._commit_rows)),
         (IndexManager, "apply", clock.wrap("index add", IndexManager.apply)),

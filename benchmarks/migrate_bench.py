@@ -118,6 +118,18 @@ def make_source(store: vecns.Store, model_id: str, objects: list[dict], *, name:
     store.create_namespace(name, model_id).add(objects)
 
 
+def counting_tokenize(clock: StageClock) -> Any:
+    """``Embedder.tokenize`` that also tells ``clock`` about the batches it makes (to count padding)."""
+    tokenize = Embedder.tokenize
+
+    def tokenize_and_count(self: Embedder, *args: Any, **kwargs: Any) -> list[TokenBatch]:
+        batches = tokenize(self, *args, **kwargs)
+        clock.note_batches(batches)
+        return batches
+
+    return tokenize_and_count
+
+
 @contextlib.contextmanager
 def migrate_profiled(clock: StageClock) -> Iterator[None]:
     """Wrap the migration engine's stages (class and module attributes, restored afterwards) to time them.
@@ -137,16 +149,9 @@ def migrate_profiled(clock: StageClock) -> Iterator[None]:
                 return
             yield batch
 
-    tokenize = Embedder.tokenize
-
-    def tokenize_and_count(self: Embedder, *args: Any, **kwargs: Any) -> list[TokenBatch]:
-        batches = tokenize(self, *args, **kwargs)
-        clock.note_batches(batches)
-        return batches
-
     patches = [
         (rows_db, "iterate", timed_iterate),
-        (Embedder, "tokenize", tokenize_and_count),
+        (Embedder, "tokenize", counting_tokenize(clock)),
         (rows_db, "write", clock.wrap("duckdb write", rows_db.write)),
         (Engine, "_tokenise", clock.wrap("tokenise", Engine._tokenise)),
         (Engine, "_infer", clock.wrap("infer", Engine._infer)),
