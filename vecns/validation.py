@@ -22,10 +22,10 @@ from vecns.errors import (
     InvalidVectorError,
     ValidationError,
 )
+from vecns.vectors import MAX_K  # one limit for the index and the public API
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 _NAME = re.compile(NAME_PATTERN)
-MAX_K = 4096
 MAX_ID_CHARS = 512
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 MAX_METADATA_BYTES = 1024 * 1024
