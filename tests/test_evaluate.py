@@ -149,8 +149,14 @@ def test_the_gate_refuses_the_worse_namespace_and_allows_the_better(env):
     queries, qrels = _prefix_queries(source, 150)
     scores = {ns.name: evaluate(ns, queries, qrels, dataset="prefix").metrics["ndcg@10"]
               for ns in (source, target, returned)}
-    assert scores["src"] == pytest.approx(scores["back"], abs=0.02)  # same model, same texts
-    assert abs(scores["dst"] - scores["src"]) > 0.02, scores
+    # Same model, same texts: the round trip brings back the source's vectors. Its score differs from the
+    # source's only as two multi-threaded HNSW builds over near-tied tiny-model vectors do (seen up to 0.02),
+    # which is small beside the gap between the two models (about 0.11).
+    for obj in source.search(queries["q0"], k=20):
+        np.testing.assert_allclose(returned.get(obj.id, include_vector=True).vector,
+                                   source.get(obj.id, include_vector=True).vector, atol=1e-5)
+    gap = scores["dst"] - scores["src"]
+    assert abs(gap) > 0.05 and abs(scores["back"] - scores["src"]) < abs(gap) / 2, scores
     gate = {"metric": "ndcg@10", "max_drop": 0.0}
     better, worse = (forward, back) if scores["dst"] > scores["src"] else (back, forward)
     with pytest.raises(vecns.CutoverRefusedError, match="worse than allowed"):
