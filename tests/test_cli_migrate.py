@@ -158,10 +158,10 @@ def test_create_start_status_list_failures_delete(store_path: Path, config: str,
         poison = store.embedder("tiny2").tokenize(["poison"])[0].input_ids[0, 1]
     infer = Embedder.infer
 
-    def refusing(self: Embedder, batch):
+    def refusing(self: Embedder, batch, **options):
         if self.dim == 16 and (batch.input_ids == poison).any():
             raise EmbeddingError("refused a poisoned text")
-        return infer(self, batch)
+        return infer(self, batch, **options)
 
     monkeypatch.setattr(Embedder, "infer", refusing)
     final = run_json(store_path, "migrate", "start", migration_id)

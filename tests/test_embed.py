@@ -60,6 +60,43 @@ def test_vectors_do_not_depend_on_batch_size(embedder, batch_size):
     np.testing.assert_allclose(embedder.embed(texts, batch_size=batch_size), reference, atol=1e-6)
 
 
+def test_batches_run_side_by_side_give_the_vectors_of_one_by_one(tiny_folder):
+    spec = spec_from_folder(tiny_folder)
+    texts = [f"text number {i} " + "pad " * (i % 37) for i in range(300)]
+    parallel = load_embedder(spec, threads=2, token_budget=64)
+    assert len(parallel.tokenize(texts)) > 2  # several batches, so two workers share them
+    together = parallel.embed(texts)
+    serial = load_embedder(spec, threads=1, token_budget=64)
+    np.testing.assert_allclose(together, serial.embed(texts), atol=1e-6)
+    np.testing.assert_allclose(together, np.vstack([parallel.embed([t]) for t in texts[:40]] + [together[40:]]),
+                               atol=1e-6)
+    # The workers ran on a one-thread session; a lone batch runs on the two-thread one it was loaded with.
+    assert sorted(parallel._sessions) == [1, 2] and sorted(serial._sessions) == [1]
+
+
+def test_infer_shares_the_cores_between_concurrent_callers(tiny_folder):
+    loaded = load_embedder(spec_from_folder(tiny_folder), threads=4)
+    (batch,) = loaded.tokenize(TEXTS[:3])
+    alone = loaded.infer(batch)
+    for concurrency, intra in [(2, 2), (3, 1), (4, 1), (64, 1)]:
+        np.testing.assert_allclose(loaded.infer(batch, concurrency=concurrency), alone, atol=1e-6)
+        assert loaded._sessions[intra].get_session_options().intra_op_num_threads == intra
+    assert sorted(loaded._sessions) == [1, 2, 4]
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValidationError, match="concurrency"):
+            loaded.infer(batch, concurrency=bad)
+
+
+def test_another_session_is_refused_when_the_graph_file_changed(tmp_path):
+    folder = build_tiny_model(tmp_path / "m")
+    loaded = load_embedder(spec_from_folder(folder), threads=2)
+    (batch,) = loaded.tokenize(TEXTS[:2])
+    build_tiny_model(folder, seed=2)
+    with pytest.raises(EmbeddingError, match="changed since the model was loaded"):
+        loaded.infer(batch, concurrency=2)
+    assert loaded.infer(batch).shape == (2, 8)  # the session it loaded still serves
+
+
 def test_empty_input_gives_zero_rows(embedder):
     vectors = embedder.embed([])
     assert vectors.shape == (0, 8)

@@ -332,10 +332,10 @@ def test_one_bad_object_fails_alone_when_two_features_are_extracted(env, monkeyp
     assert poison is not None
     original = embed.Embedder.infer
 
-    def refusing(self, batch):
+    def refusing(self, batch, **options):
         if self.spec.model_id == "tiny-b" and (batch.input_ids == poison).any():
             raise vecns.EmbeddingError("refused on purpose")
-        return original(self, batch)
+        return original(self, batch, **options)
 
     monkeypatch.setattr(embed.Embedder, "infer", refusing)
     status = vecns.migrate(store, body(feature_extractors=[

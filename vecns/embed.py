@@ -7,8 +7,11 @@ The hot loop (:meth:`Embedder.embed`)::
       -> pool (masked mean / cls / none) -> L2-normalise -> back to input order
 
 Sorting before batching is the biggest lever on CPU: corpus-order batches of mixed-length text carry
-2-3x more padding than real tokens. :meth:`Embedder.tokenize` and :meth:`Embedder.infer` expose the two
-stages separately so a pipeline can run them on different threads.
+2-3x more padding than real tokens. The second is running batches side by side: the small, length-sorted
+batches a CPU wants are matrix products too small to split well across cores, so on CPU ``embed`` runs one
+batch per core, each on a single-threaded session, and keeps a session with every thread for a lone batch
+(a query). :meth:`Embedder.tokenize` and :meth:`Embedder.infer` expose the two stages separately so a
+pipeline can run them on different threads.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,17 +281,24 @@ class Embedder:
         fingerprint: str,
         file_versions: tuple[tuple[int, int, int, int], tuple[int, int, int, int]],
         token_budget: int,
+        threads: int,
+        graph_sha256: str,
     ) -> None:
         self.spec = spec
         self.dim = spec.dim
         self.fingerprint = fingerprint
         self.provider = session.get_providers()[0]
         self.token_budget = token_budget
+        self.threads = threads
         self._session = session
         self._tokenizer = tokenizer
         self._inputs, self._output = _check_io(spec, session)
         self._file_versions = file_versions
         self._pad_id = pad_id
+        self._graph_sha256 = graph_sha256
+        # Sessions by intra-op thread count, opened when first needed (see _session_for).
+        self._sessions: dict[int, ort.InferenceSession] = {threads: session}
+        self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Embedder(model_id={self.spec.model_id!r}, dim={self.dim}, provider={self.provider!r})"
@@ -383,19 +394,51 @@ class Embedder:
             token_type_ids=types,
         )
 
-    def infer(self, batch: TokenBatch) -> np.ndarray:
+    def _session_for(self, concurrency: int) -> ort.InferenceSession:
+        """The session for ``concurrency`` callers at once: ``threads // concurrency`` intra-op threads each.
+
+        On CUDA there is one session whatever the concurrency. Another CPU session is opened from the
+        graph file on first use, after checking the file still holds the bytes this embedder loaded.
+        """
+        if self.provider != CPU:
+            return self._session
+        intra = max(1, self.threads // max(1, concurrency))
+        session = self._sessions.get(intra)
+        if session is not None:
+            return session
+        with self._sessions_lock:
+            session = self._sessions.get(intra)
+            if session is None:
+                graph, _ = _read_file(self.spec, self.spec.graph_path, "graph")
+                if hashlib.sha256(graph).hexdigest() != self._graph_sha256:
+                    raise EmbeddingError(
+                        f"model {self.spec.model_id!r}: the graph file {str(self.spec.graph_path)!r} changed "
+                        "since the model was loaded. Reopen the store to load the new file (a namespace "
+                        "locked to the old one will then refuse it)."
+                    )
+                session = _open_session(self.spec, graph, [CPU], intra)
+                self._sessions[intra] = session
+        return session
+
+    def infer(self, batch: TokenBatch, *, concurrency: int = 1) -> np.ndarray:
         """Run one batch through the graph, pool and normalise.
 
         Args:
             batch: From :meth:`tokenize`.
+            concurrency: How many threads call ``infer`` at the same time (a pipeline's inference
+                workers). On CPU each call then gets ``threads // concurrency`` intra-op threads, so the
+                cores are shared instead of oversubscribed.
 
         Returns:
             float32 (len(batch), dim), rows in the batch's order (see ``batch.positions``).
 
         Raises:
+            ValidationError: ``concurrency`` is not a positive integer.
             EmbeddingError: Inference failed, or the output has an unexpected shape or dimension.
         """
-        vectors = _run(self.spec, self._session, self._inputs, self._output, batch)
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValidationError(f"concurrency={concurrency!r} is invalid; expected a positive integer.")
+        vectors = _run(self.spec, self._session_for(concurrency), self._inputs, self._output, batch)
         if vectors.shape != (len(batch), self.dim):
             raise EmbeddingError(
                 f"model {self.spec.model_id!r} produced vectors of shape {vectors.shape}; expected "
@@ -423,8 +466,17 @@ class Embedder:
         texts = _text_list(texts)
         batches = self.tokenize(texts, kind=kind, batch_size=batch_size)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for batch in batches:
-            out[batch.positions] = self.infer(batch)
+        workers = min(self.threads, len(batches)) if self.provider == CPU else 1
+        if workers <= 1:
+            for batch in batches:
+                out[batch.positions] = self.infer(batch)
+            return out
+        # Each worker thread runs whole batches on a one-thread session (onnxruntime releases the GIL);
+        # the batches are length-sorted, so handing them out in order keeps the workers evenly loaded.
+        with ThreadPoolExecutor(workers, thread_name_prefix="vecns-embed") as pool:
+            done = pool.map(lambda b: self.infer(b, concurrency=workers), batches)
+            for batch, vectors in zip(batches, done, strict=True):
+                out[batch.positions] = vectors
         return out
 
 
@@ -478,7 +530,8 @@ def load_embedder(
         spec: The model.
         providers: ``auto`` (CUDA when its libraries really load, else CPU), ``cpu``, or ``cuda``
             (required: fails when CUDA does not run).
-        threads: Intra-op threads; default ``os.cpu_count()``.
+        threads: Cores to use (default ``os.cpu_count()``): a lone batch runs on this many intra-op
+            threads; on CPU, several batches run side by side, one per thread.
         token_budget: Padded tokens per batch; default ``CUDA_TOKEN_BUDGET`` on CUDA, ``CPU_TOKEN_BUDGET``
             on CPU.
 
@@ -504,6 +557,7 @@ def load_embedder(
     check_sha256(spec, spec.graph_path, graph_sha, spec.graph_sha256)
     check_sha256(spec, spec.tokenizer_path, tokenizer_sha, spec.tokenizer_sha256)
     tokenizer, pad_id = _open_tokenizer(spec, vocab)
+    threads = threads or os.cpu_count() or 1
     session = _open_session(spec, graph, chosen, threads)
     provider = session.get_providers()[0]
     if providers == "cuda" and provider != CUDA:
@@ -521,6 +575,8 @@ def load_embedder(
         fingerprint=fingerprint_of(graph_sha, tokenizer_sha, spec.settings()),
         file_versions=(graph_version, tokenizer_version),
         token_budget=token_budget,
+        threads=threads,
+        graph_sha256=graph_sha,
     )
     declared = session.get_outputs()[[o.name for o in session.get_outputs()].index(embedder._output)].shape
     if declared and isinstance(declared[-1], int) and declared[-1] != spec.dim:

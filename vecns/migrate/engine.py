@@ -163,7 +163,7 @@ class Engine:
                 if batch is _DONE:
                     put(token_q, _DONE)  # let the other inference workers see the end too
                     return
-                self._infer(batch)
+                self._infer(batch, concurrency=self._workers)
                 if not put(out_q, batch):
                     return
 
@@ -211,12 +211,14 @@ class Engine:
         for name, embedder in self._embedders.items():
             batch.tokens[name] = embedder.tokenize(texts, kind="document") if texts else []
 
-    def _infer(self, batch: Batch) -> None:
+    def _infer(self, batch: Batch, *, concurrency: int = 1) -> None:
+        # concurrency: inference threads running at once, so that they share the cores instead of each
+        # asking for all of them.
         try:
             for name, embedder in self._embedders.items():
                 out = np.empty((len(batch.ok), embedder.dim), dtype=np.float32)
                 for tokens in batch.tokens[name]:
-                    out[tokens.positions] = embedder.infer(tokens)
+                    out[tokens.positions] = embedder.infer(tokens, concurrency=concurrency)
                 batch.vectors[name] = out
         except VecnsError:
             self._one_by_one(batch)
