@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vecns._crash import crashpoint
 from vecns.catalog import Feature, NamespaceRecord
 from vecns.catalog import objects as rows_db
 from vecns.errors import (
@@ -197,7 +198,10 @@ class Namespace:
             with catalog.atomic() as tx:
                 found = {i: key for i, (key, _) in rows_db.existing(tx, self._record, wanted).items()}
                 seq = rows_db.delete(tx, catalog, self._record, found)
+                crashpoint("write_before_commit")
+            crashpoint("write_after_commit")
             self._store._indexes.apply(self._record, {}, removed=list(found.values()), seq=seq)
+            crashpoint("write_after_index_apply")
         return len(found)
 
     def _write(self, objects: Iterable[Mapping[str, Any]], *, replace: bool, batch_size: int) -> int:
@@ -303,9 +307,11 @@ class Namespace:
         now = dt.datetime.now(dt.timezone.utc)
         with catalog.write_lock:
             seq, keys_array = self._commit_rows(batch, texts, vectors, replace=replace, now=now)
+            crashpoint("write_after_commit")
             self._store._indexes.apply(
                 self._record, {name: (keys_array, vec) for name, vec in vectors.items()}, removed=[], seq=seq
             )
+            crashpoint("write_after_index_apply")
 
     def _commit_rows(self, batch: list[dict[str, Any]], texts: list[str | None], vectors: dict[str, np.ndarray],
                      *, replace: bool, now: dt.datetime) -> tuple[int, np.ndarray]:
@@ -334,6 +340,7 @@ class Namespace:
             )
             replaced = [key for key, _ in found.values()]
             seq = rows_db.write(tx, catalog, self._record, rows, vectors, replace_keys=replaced)
+            crashpoint("write_before_commit")
         return seq, rows.keys
 
     # -- reads -----------------------------------------------------------------------------------
