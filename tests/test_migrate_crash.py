@@ -1,6 +1,6 @@
 """kill -9 a re_extract migration at every labelled crash point and at random times, in chains; resume; compare.
 
-Each iteration copies a prepared store (namespace ``docs`` of 2,000 texts on ``tiny-a``, alias ``prod``),
+Each iteration copies a prepared store (namespace ``docs`` of 600 texts on ``tiny-a``, alias ``prod``),
 runs the child flow of ``tests/crash_child.py`` (migrate into ``docs-b`` on ``tiny-b``, cut ``prod`` over)
 and kills it at a labelled point or after a random delay; with probability 0.5 the resumed child is killed
 again (up to 3 kills in a chain, sometimes with a cancel on the way). After every kill a read-only open
@@ -10,28 +10,23 @@ uninterrupted run. ``VECNS_CRASH_ITERATIONS`` raises the iteration count, ``VECN
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import secrets
-import select
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 import vecns
+from tests.crash_child import Forker
 from tests.tiny_model import build_tiny_model
-from vecns import _crash
 from vecns.catalog import objects as rows_db
 from vecns.catalog import records
 from vecns.corpus import stdlib_docs
@@ -40,8 +35,10 @@ from vecns.index import file_checksum
 pytestmark = pytest.mark.slow
 
 CHILD = Path(__file__).with_name("crash_child.py")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-OBJECTS = 2000
+# 12 batches: a kill costs mostly per batch, and 12 still keep the two pipeline workers several batches in
+# flight and give every batch label a first hit well apart from its middle one.
+OBJECTS = 600
+BATCH = 50
 ALIAS = "prod"
 CONFIG = {
     "migration_type": "re_extract",
@@ -49,7 +46,7 @@ CONFIG = {
     "target_namespace_name": "docs-b",
     "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
                             "params": {"embedding_model": "tiny-b"}}],
-    "batch_options": {"batch_size": 100, "max_workers": 2},
+    "batch_options": {"batch_size": BATCH, "max_workers": 2},
 }
 # The crash points of the crash-test design.
 DESIGN_LABELS = (
@@ -63,66 +60,16 @@ CANCEL = "cancel_requested"
 # removed (tests/test_durability.py kills a second save there). cancel_requested is reached only when a run
 # is cancelled, so the cancel steps below cover it.
 NOT_INSTRUMENTED = frozenset({"webhook_in_flight", "during_old_cleanup"})
-DEFAULT_ITERATIONS = 30
+DEFAULT_ITERATIONS = 60
 MIN_RANDOM_TIME = 10
-CHILD_TIMEOUT = 120.0
 
 
-class Forker:
-    """Drives ``crash_child.py --serve``: one forked child per run, killable by pid."""
-
-    def __init__(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != _crash.ENV_VAR}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        self._proc = subprocess.Popen([sys.executable, str(CHILD), "--serve"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT, bufsize=0)
-        self._buffer = b""
-
-    def close(self) -> None:
-        """Stop the server (it exits when its stdin closes)."""
-        self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc.stdout.close()
-
-    def _read(self, timeout: float) -> dict[str, Any] | None:
-        # Our own buffer, so that select() never waits on a line already read from the pipe.
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            ready, _, _ = select.select([self._proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                return None
-            chunk = os.read(self._proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise RuntimeError(f"the crash child server exited (rc {self._proc.poll()})")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
-
-    def run(self, store: Path, log: Path, *, crash: str | None = None, kill_after: float | None = None,
-            cancel_after: int | None = None, report_hits: bool = False) -> tuple[int, float]:
-        """Run the child flow once; returns (exit status, seconds). ``kill_after`` SIGKILLs it after a delay."""
-        request = {"store": str(store), "config": CONFIG, "log": str(log), "crash": crash,
-                   "cancel_after": cancel_after, "report_hits": report_hits}
-        start = time.perf_counter()
-        self._proc.stdin.write(json.dumps(request).encode() + b"\n")
-        pid = self._read(CHILD_TIMEOUT)["pid"]
-        if kill_after is not None:
-            done = self._read(kill_after)
-            if done is not None:
-                return done["rc"], time.perf_counter() - start
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        done = self._read(CHILD_TIMEOUT)
-        if done is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            self._read(CHILD_TIMEOUT)
-            raise AssertionError(f"the child ran past {CHILD_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")
-        return done["rc"], time.perf_counter() - start
+def _run(forker: Forker, path: Path, log: Path, *, crash: str | None = None, kill_after: float | None = None,
+         cancel_after: int | None = None, report_hits: bool = False) -> tuple[int, float]:
+    """Run the child flow once; returns (exit status, seconds). ``kill_after`` SIGKILLs it after a delay."""
+    request = {"store": str(path), "config": CONFIG, "log": str(log), "crash": crash, "cancel_after": cancel_after,
+               "report_hits": report_hits}
+    return forker.run(request, kill_after=kill_after)
 
 
 @dataclass(frozen=True)
@@ -201,10 +148,11 @@ def _golden(forker: Forker, base: Path, folder: Path) -> Golden:
     path = _fresh(base, folder)
     log = folder / "golden.log"
     every = ",".join(f"{label}:1000000" for label in DESIGN_LABELS)
-    rc, seconds = forker.run(path, log, crash=every, report_hits=True)
+    rc, seconds = _run(forker, path, log, crash=every, report_hits=True)
     text = log.read_text()
     assert rc == 0, text[-3000:]
     hits = json.loads(next(line for line in text.splitlines() if line.startswith("HITS "))[5:])
+    assert hits.get("before_batch_txn") == OBJECTS // BATCH, f"expected a transaction per {BATCH} objects: {hits}"
     with vecns.connect(path, read_only=True) as store:
         (migration,) = store.migrations.list()
         status = migration.status()
@@ -335,7 +283,7 @@ def _random_step(rng: random.Random, golden: Golden) -> Step:
     if kind == "time":
         return Step(kill_after=_kill_time(rng, golden))
     # A cancel ends the run 'cancelled' (resumed by the next step), or is killed at its crash point.
-    return Step(f"{CANCEL}:1" if rng.random() < 0.5 else None, cancel_after=rng.randrange(100, OBJECTS, 100))
+    return Step(f"{CANCEL}:1" if rng.random() < 0.5 else None, cancel_after=rng.randrange(BATCH, OBJECTS, BATCH))
 
 
 def _plans(golden: Golden, count: int, seed: int) -> Iterator[tuple[int, list[Step]]]:
@@ -356,7 +304,7 @@ def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_
     print(f"migration crash test: VECNS_CRASH_SEED={seed}")
     started = time.perf_counter()
     base = _base_store(tmp_path)
-    forker = Forker()
+    forker = Forker(CHILD)
     tally = Tally()
     try:
         golden = _golden(forker, base, tmp_path / "golden")
@@ -367,13 +315,14 @@ def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_
         for number, (iteration_seed, steps) in enumerate(_plans(golden, count, seed)):
             folder = tmp_path / f"it{number:03d}"
             folder.mkdir()
+            iteration_started = time.perf_counter()
             path = _fresh(base, folder)
             log = folder / "child.log"
             history = []
             for position, step in enumerate(steps):
                 where = f"iteration {number} (seed {iteration_seed}) step {position} [{step}] after {history}"
-                rc, _ = forker.run(path, log, crash=step.crash, kill_after=step.kill_after,
-                                   cancel_after=step.cancel_after)
+                rc, _ = _run(forker, path, log, crash=step.crash, kill_after=step.kill_after,
+                             cancel_after=step.cancel_after)
                 if rc == -signal.SIGKILL:
                     tally.kills += 1
                     tally.time_kills += step.crash is None
@@ -390,10 +339,11 @@ def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_
                     break
             tally.chains += len(steps) > 1
             where = f"iteration {number} (seed {iteration_seed}) final resume after {history}"
-            rc, _ = forker.run(path, log)
+            rc, _ = _run(forker, path, log)
             assert rc == 0, f"{where}: rc {rc}:\n{log.read_text()[-3000:]}"
             _final_checks(path, golden, where)
-            print(f"iteration {number} (seed {iteration_seed}): {'; '.join(history)}")
+            print(f"iteration {number} (seed {iteration_seed}, {time.perf_counter() - iteration_started:.1f} s): "
+                  f"{'; '.join(history)}")
             tally.iterations += 1
             shutil.rmtree(folder)
     finally:
