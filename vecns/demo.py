@@ -5,6 +5,10 @@ points alias ``prod`` at it, validates and runs a ``re_extract`` migration to ``
 while it keeps writing to the source, evaluates both on a labelled query set, compares them, cuts ``prod``
 over if the relevance gate passes, and searches through ``prod``. No display code lives here: the CLI
 renders the steps it reports.
+
+A re-run picks up whatever a stopped run (even a ``kill -9``) left: it adds the docstrings the source lacks,
+points ``prod`` back at the source, names any migration left unfinished (and the command that would finish
+it), and starts a fresh migration.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ ALIAS = "prod"
 GATE = {"metric": "ndcg@10", "max_drop": 0.0}
 DEFAULT_PATH = "./vecns-demo"
 SAMPLE_QUERY = "how do I read a file line by line"
+MAX_BATCH = 256
+MIN_BATCH = 16
+BATCHES = 8
 
 
 @dataclass
@@ -89,14 +96,15 @@ def run_demo(path: str | Path = DEFAULT_PATH, *, limit: int | None = None, reset
     step(f"reading the standard library's docstrings{f' (at most {limit})' if limit else ''}")
     data = stdlib_qa(limit=limit)
     result.objects, result.queries = len(data.corpus), len(data.queries)
+    batch_size = batch_size_for(len(data.corpus))
     with vecns.connect(path) as store:
         source = _source(store, data, result, step, progress, clock)
-        _clear_previous_run(store, source)
+        _clear_previous_run(store, source, step)
         config = {
             "migration_type": "re_extract", "source_namespace_id": SOURCE, "target_namespace_name": TARGET,
             "feature_extractors": [{"feature_extractor_name": "text_extractor", "version": "v1",
                                     "params": {"embedding_model": TARGET_MODEL}}],
-            "batch_options": {"batch_size": 256, "max_workers": 2},
+            "batch_options": {"batch_size": batch_size, "max_workers": 2},
         }
         step(f"validating a re_extract migration {SOURCE} -> {TARGET} ({TARGET_MODEL})")
         report = store.migrations.validate(config)
@@ -136,35 +144,70 @@ def run_demo(path: str | Path = DEFAULT_PATH, *, limit: int | None = None, reset
     return result
 
 
+def batch_size_for(objects: int) -> int:
+    """The demo's ingest and migration batch size for a corpus of ``objects`` documents.
+
+    About eight batches, each of 16 to 256 documents: a small ``--limit`` still shows progress, and a stop
+    (Ctrl-C, ``kill -9``) lands between batches that are each all-or-nothing.
+
+    Args:
+        objects: How many documents the demo ingests.
+
+    Returns:
+        Documents per batch.
+    """
+    return max(MIN_BATCH, min(MAX_BATCH, objects // BATCHES))
+
+
 def _source(store: Any, data: Any, result: DemoResult, step: Callable[[str], None],
             progress: Callable[[str, int, int], None], clock: Callable[[], float]) -> Any:
+    """The source namespace, holding every docstring of ``data``; ``prod`` is pointed at it if it is missing.
+
+    A namespace left by an earlier run is reused, and the docstrings it lacks (an ingest that was stopped, or
+    the last run's live deletes) are added, so every labelled query finds its documents.
+    """
     try:
         source = store.namespace(SOURCE)
-        step(f"reusing namespace {SOURCE} ({source.count()} objects); --reset starts over")
-        return source
     except NamespaceNotFoundError:
-        pass
-    step(f"creating namespace {SOURCE} locked to {SOURCE_MODEL} and ingesting {len(data.corpus)} docstrings")
-    source = store.create_namespace(SOURCE, SOURCE_MODEL)
-    start = clock()
-    items = list(data.corpus.items())
-    for begin in range(0, len(items), 256):
-        chunk = items[begin:begin + 256]
-        source.add([{"id": doc_id, "text": doc["text"], "collection": doc_id.split(".")[0]}
-                    for doc_id, doc in chunk])
-        progress("ingest", begin + len(chunk), len(items))
-    result.seconds["ingest"] = round(clock() - start, 2)
-    store.aliases.set(ALIAS, SOURCE)
+        step(f"creating namespace {SOURCE} locked to {SOURCE_MODEL} and ingesting {len(data.corpus)} docstrings")
+        source = store.create_namespace(SOURCE, SOURCE_MODEL)
+        missing = list(data.corpus)
+    else:
+        present = {obj.id for obj in source}
+        missing = [doc_id for doc_id in data.corpus if doc_id not in present]
+        adding = f", adding the {len(missing)} docstrings it lacks" if missing else ""
+        step(f"reusing namespace {SOURCE} ({len(present)} objects{adding}); --reset starts over")
+    if missing:
+        start = clock()
+        size = batch_size_for(len(data.corpus))
+        for begin in range(0, len(missing), size):
+            chunk = missing[begin:begin + size]
+            source.add([{"id": doc_id, "text": data.corpus[doc_id]["text"], "collection": doc_id.split(".")[0]}
+                        for doc_id in chunk])
+            progress("ingest", begin + len(chunk), len(missing))
+        result.seconds["ingest"] = round(clock() - start, 2)
+    if ALIAS not in {info.name for info in store.aliases.list()}:
+        store.aliases.set(ALIAS, SOURCE)
     return source
 
 
-def _clear_previous_run(store: Any, source: Any) -> None:
-    """On a re-run, move prod back to the source and forget the previous target and its migrations."""
+def _clear_previous_run(store: Any, source: Any, step: Callable[[str], None]) -> None:
+    """On a re-run, move prod back to the source and forget the previous target and its migrations.
+
+    A migration a stopped run left unfinished is named with the command that would have finished it, so the
+    user learns the way to continue a real one; the demo itself starts over with a fresh migration.
+    """
     store.aliases.set(ALIAS, source.name)
     for migration in store.migrations.list():
-        if migration.status().status in ("pending", "in_progress"):
+        status = migration.status()
+        if status.status in ("pending", "in_progress"):
             migration.cancel("a new demo run started")
             migration.wait()
+        elif status.status in ("draft", "interrupted", "failed", "cancelled"):
+            verb = "start" if status.status == "draft" else "resume"
+            step(f"an earlier run left migration {status.id} {status.status} at {status.processed}/{status.total} "
+                 f"objects; 'vecns --store {store.path} migrate {verb} {status.id}' would finish it, and this "
+                 "run starts a fresh one instead")
         store.migrations.delete(migration.id)
     with contextlib.suppress(NamespaceNotFoundError):
         store.drop_namespace(TARGET)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.progress import Progress, TaskID
 from rich.text import Text
 
 from vecns.cli import DEMO_PATH, CliState, cli, pass_state, progress_bar, table
@@ -27,25 +28,45 @@ def demo_command(state: CliState, demo_path: Path, limit: int | None, reset: boo
     Builds a namespace of the standard library's docstrings with paraphrase-minilm-l3-v2, points alias
     'prod' at it, validates and runs a re_extract migration to all-minilm-l6-v2-int8 while writes keep
     arriving, evaluates both models on a labelled query set, cuts 'prod' over if nDCG@10 does not drop, and
-    searches through 'prod'. Re-running reuses the ingested namespace; --reset starts over.
+    searches through 'prod'. Re-running reuses the ingested namespace (adding the docstrings it lacks, as
+    after a stopped run) and starts a fresh migration; --reset starts over.
     """
     from vecns.demo import run_demo
 
     console = state.console
     say = (lambda text: None) if state.as_json else (lambda text: console.print(Text(f"• {text}")))
     with contextlib.ExitStack() as stack:
-        progress = lambda stage, done, total: None  # noqa: E731
+        progress: Callable[[str, int, int], None]
         if state.interactive:
-            bar = stack.enter_context(progress_bar(console))
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done, total=total)
-
+            progress = _progress_bars(stack.enter_context(progress_bar(console)))
+        elif state.as_json:
+            progress = lambda stage, done, total: None  # noqa: E731
+        else:
+            progress = _progress_lines(console)
         result = run_demo(demo_path, limit=limit, reset=reset, step=say, progress=progress)
     state.emit(result.to_dict(), _render_demo(result))
+
+
+def _progress_bars(bar: Progress) -> Callable[[str, int, int], None]:
+    """Progress as one bar per stage, on a terminal."""
+    tasks: dict[str, TaskID] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+    return progress
+
+
+def _progress_lines(console: Console) -> Callable[[str, int, int], None]:
+    """Progress as plain lines (``  migrate 32/120``) for piped output, one per count that changed."""
+    shown: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if shown.get(stage) != done:
+            shown[stage] = done
+            console.print(Text(f"  {stage} {done}/{total}"))
+    return progress
 
 
 def _render_demo(result: Any) -> Callable[[Console], None]:
