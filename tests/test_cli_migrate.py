@@ -299,3 +299,43 @@ def test_cutover_of_an_unfinished_migration_is_refused(store_path: Path, config:
     result = run(store_path, "cutover", migration_id, "--alias", "live")
     assert result.exit_code == 1 and "draft" in result.stderr
     assert run_json(store_path, "alias", "show", "live")["namespace"] == "docs"
+
+
+def _leave_running(store_path: Path, migration_id: str) -> None:
+    """Record the migration as running, as a process killed during it leaves it."""
+    with vecns.connect(store_path) as store, store._catalog.atomic() as tx:
+        mig_db.update(tx, migration_id, status="in_progress")
+
+
+def test_resume_without_an_id_finishes_the_one_a_killed_process_left(store_path: Path, config: str):
+    migration_id = run_json(store_path, "migrate", "create", "--config", config)["id"]
+    _leave_running(store_path, migration_id)
+    listed = run(store_path, "migrate", "list")
+    assert listed.exit_code == 0 and "interrupted" in listed.stdout
+    assert f"finish it with 'vecns migrate resume {migration_id}'" in listed.stdout
+    resumed = run_json(store_path, "migrate", "resume")
+    assert (resumed["id"], resumed["status"], resumed["processed"]) == (migration_id, "completed", SOURCE_COUNT)
+    assert "finish it with" not in run(store_path, "migrate", "list").stdout
+
+
+@pytest.mark.parametrize(("setup", "expected"), [
+    ((), "no interrupted, cancelled or failed migration to resume"),
+    (("draft",), "draft migrations start with 'vecns migrate start ID'"),
+    (("interrupted", "cancelled"), "2 migrations can be resumed"),
+], ids=["none", "only-a-draft", "several"])
+def test_resume_without_an_id_says_which_exist_when_not_exactly_one(store_path: Path, tmp_path: Path,
+                                                                   setup: tuple[str, ...], expected: str):
+    created = []
+    for number, kind in enumerate(setup):
+        path = write_config(tmp_path / f"m{number}.json", body(target_namespace_name=f"docs-v{number + 2}"))
+        created.append(run_json(store_path, "migrate", "create", "--config", path)["id"])
+        if kind == "interrupted":
+            _leave_running(store_path, created[-1])
+        elif kind == "cancelled":
+            run_json(store_path, "migrate", "cancel", created[-1])
+    result = run(store_path, "migrate", "resume")
+    assert result.exit_code == 1
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
+    assert expected in result.stderr and all(m in result.stderr for m in created)
+    # Nothing was resumed or changed: the list (newest first) shows the migrations as they were.
+    assert [m["status"] for m in run_json(store_path, "migrate", "list")] == list(reversed(setup))

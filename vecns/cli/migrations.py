@@ -25,8 +25,9 @@ from vecns.cli import (
     table,
 )
 from vecns.migrate.config import MIGRATION_TYPES
-from vecns.migrate.manager import STATUSES, Migration, MigrationStatus
+from vecns.migrate.manager import RESUMABLE, STATUSES, Migration, MigrationStatus
 from vecns.migrate.plan import ValidationReport
+from vecns.store import Store
 
 _CONFIG_OPTION = click.option(
     "--config", "config_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -108,7 +109,7 @@ def _run_foreground(state: CliState, migration: Migration, runner: Callable[[Any
         task = bar.add_task(f"migrate {migration.id}", total=None) if bar is not None else None
 
         def progress(status: MigrationStatus) -> bool:
-            if bar is not None:
+            if bar is not None and task is not None:
                 bar.update(task, completed=status.processed, total=status.total or None,
                            description=f"{status.source} -> {status.target} ({status.stage})")
             return not pressed.is_set()
@@ -189,12 +190,35 @@ def migrate_start(state: CliState, migration_id: str) -> None:
 
 
 @migrate_group.command("resume")
-@click.argument("migration_id")
+@click.argument("migration_id", required=False)
 @pass_state
-def migrate_resume(state: CliState, migration_id: str) -> None:
-    """Continue an interrupted, cancelled or failed MIGRATION_ID from its checkpoint, here until it ends."""
-    migration = state.store().migrations.get(migration_id)
+def migrate_resume(state: CliState, migration_id: str | None) -> None:
+    """Continue an interrupted, cancelled or failed MIGRATION_ID from its checkpoint, here until it ends.
+
+    Without MIGRATION_ID, resumes the store's one interrupted, cancelled or failed migration (a process that
+    was killed leaves its migration interrupted); when there are none or several, says which exist.
+    """
+    store = state.store()
+    migration = store.migrations.get(migration_id) if migration_id is not None else _only_resumable(store)
     _run_foreground(state, migration, lambda progress: migration.resume(progress=progress, background=False))
+
+
+def _only_resumable(store: Store) -> Migration:
+    """The store's single interrupted, cancelled or failed migration.
+
+    Raises:
+        CliError: There is none (the message names any drafts), or several (the message lists them).
+    """
+    found = [s for s in (m.status() for m in store.migrations.list()) if s.status in RESUMABLE]
+    if len(found) == 1:
+        return store.migrations.get(found[0].id)
+    if not found:
+        drafts = [m.id for m in store.migrations.list(status="draft")]
+        hint = (f"; draft migrations start with 'vecns migrate start ID': {', '.join(drafts)}" if drafts
+                else "; 'vecns migrate list' shows every migration")
+        raise CliError(f"no interrupted, cancelled or failed migration to resume in {str(store.path)!r}{hint}.")
+    listed = "; ".join(f"{s.id} ({s.status}, {s.source} -> {s.target}, {s.processed}/{s.total})" for s in found)
+    raise CliError(f"{len(found)} migrations can be resumed: {listed}. Pick one: 'vecns migrate resume ID'.")
 
 
 @migrate_group.command("status")
@@ -226,11 +250,23 @@ def migrate_list(state: CliState, status: str | None, migration_type: str | None
     """List migrations, newest first."""
     found = state.store().migrations.list(status=status, migration_type=migration_type)
     data = [m.status().to_dict() for m in found]
-    state.emit(data, lambda console: console.print(table(
-        ("id", "type", "status", "stage", "source", "target", "processed", "failed", "created"),
-        ((d["id"], d["migration_type"], d["status"], d["stage"], d["source"], d["target"],
-          f"{d['processed']}/{d['total']}", d["failed"], d["created_at"][:19]) for d in data),
-    )) if data else console.print(Text("no migrations; create one with 'vecns migrate create --config FILE'.")))
+    state.emit(data, _render_list(data))
+
+
+def _render_list(data: list[dict[str, Any]]) -> Callable[[Console], None]:
+    def render(console: Console) -> None:
+        if not data:
+            console.print(Text("no migrations; create one with 'vecns migrate create --config FILE'."))
+            return
+        console.print(table(
+            ("id", "type", "status", "stage", "source", "target", "processed", "failed", "created"),
+            ((d["id"], d["migration_type"], d["status"], d["stage"], d["source"], d["target"],
+              f"{d['processed']}/{d['total']}", d["failed"], d["created_at"][:19]) for d in data),
+        ))
+        for d in data:
+            if d["status"] in RESUMABLE:
+                console.print(Text(f"{d['id']} is {d['status']}; finish it with 'vecns migrate resume {d['id']}'."))
+    return render
 
 
 @migrate_group.command("delete")
