@@ -139,6 +139,19 @@ def test_self_query_finds_itself_first(metric: str, dtype: str) -> None:
     np.testing.assert_array_equal(keys[:, 0], np.arange(100))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_every_vector_added_in_small_batches_is_reachable(seed: int) -> None:
+    # usearch adding on several threads left about 3 in 1,000 such vectors out of their own top 10.
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((1000, 16)).astype(np.float32)
+    index = VectorIndex(16, threads=0)
+    for start in range(0, 1000, 37):
+        index.add(np.arange(start, min(start + 37, 1000)), vectors[start:start + 37])
+    keys, _ = index.search(vectors, 10)
+    missing = [k for k in range(1000) if k not in keys[k]]
+    assert missing == []
+
+
 def test_one_dimensional_query_returns_one_dimensional_arrays() -> None:
     index = _filled()
     keys, scores = index.search(_vectors(1, 8)[0], 4)
