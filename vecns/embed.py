@@ -1,4 +1,4 @@
-"""Text to vectors: the only onnxruntime and tokenizers code in vecns.
+"""Text to vectors: the only tokenizers code in vecns (onnxruntime is driven through :mod:`vecns.runtime`).
 
 The hot loop (:meth:`Embedder.embed`)::
 
@@ -16,31 +16,30 @@ pipeline can run them on different threads.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import hashlib
-import io
 import os
-import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from vecns import graphs, runtime
 from vecns.errors import EmbeddingError, ModelLoadError, ValidationError
+from vecns.graphs import PRECISIONS, Rewrite
 from vecns.models import ModelSpec, check_sha256, file_version, fingerprint_of
+from vecns.runtime import CPU, CUDA, InferenceSession, cuda_available
 
 __all__ = [
     "CPU_TOKEN_BUDGET",
     "CUDA_TOKEN_BUDGET",
+    "FP16_MIN_COSINE",
     "KINDS",
     "MAX_BATCH_ROWS",
+    "PRECISIONS",
     "Embedder",
     "TokenBatch",
     "cuda_available",
@@ -49,9 +48,21 @@ __all__ = [
 ]
 
 KINDS = ("document", "query")
-PROVIDER_CHOICES = ("auto", "cpu", "cuda")
-CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
+# An fp16 graph is used only when its vectors stay this close to fp32's on PROBE_TEXTS.
+FP16_MIN_COSINE = 0.999
+# Real English of mixed length (one past any model's truncation) for the fp16 check at load time.
+PROBE_TEXTS = (
+    "Return the number of items in a container.",
+    "How do I read a file line by line?",
+    "The quick brown fox jumps over the lazy dog.",
+    "Namespaces lock their embedding model and dimension when they are created, so a new model needs a "
+    "migration: every object is embedded again and written to a new namespace before an alias moves.",
+    "Open the file and return a stream. Raise OSError upon failure. The mode is an optional string that "
+    "specifies the mode in which the file is opened; it defaults to 'r', which means open for reading in "
+    "text mode. Other common values are 'w' for writing, 'x' for exclusive creation and 'a' for appending.",
+    "ok",
+    " ".join(["Sorting texts by length before batching removes most of the padding."] * 40),
+)
 # Padded tokens per batch. On CPU small, length-sorted batches win (they stay in cache; attention grows
 # with length squared). On 1,000 stdlib docstrings, per CPU-second, a 512-token budget beat 1024 and 2048
 # by 17% and 39% (paraphrase L3) and by 3% and 20% (int8 L6); 256 was within 1-7% of 512.
@@ -59,10 +70,7 @@ CUDA = "CUDAExecutionProvider"
 CPU_TOKEN_BUDGET = 512
 CUDA_TOKEN_BUDGET = 32768
 MAX_BATCH_ROWS = 512
-KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-# ONNX Runtime severity 3 = error, 4 = fatal: keep session-time chatter off the caller's stderr.
-QUIET_SEVERITY = 3
-EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
+NO_REWRITE = Rewrite()
 
 
 @dataclass(frozen=True)
@@ -95,57 +103,6 @@ class TokenBatch:
     def to_dict(self) -> dict[str, object]:
         """Shape summary (not the token ids), JSON-able."""
         return {"rows": len(self), "width": int(self.input_ids.shape[1]), "tokens": self.n_tokens}
-
-
-def _load_quietly(names: Sequence[str]) -> bool:
-    for name in names:
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            return False
-    return True
-
-
-@functools.lru_cache(maxsize=1)
-def cuda_available() -> bool:
-    """Whether onnxruntime can really run on CUDA here: its CUDA provider and libraries load.
-
-    Checked without asking onnxruntime for a CUDA session, because that prints errors when the
-    libraries are missing.
-
-    Returns:
-        True when the CUDA provider is built in and the driver, cudart, cublas and cudnn libraries load.
-    """
-    if CUDA not in ort.get_available_providers():
-        return False
-    try:
-        from onnxruntime.capi import build_and_package_info
-
-        major = str(getattr(build_and_package_info, "cuda_version", "") or "12").split(".")[0]
-    except ImportError:
-        major = "12"
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
-        # It prints advice with print(); the libraries it finds stay loaded for the checks below.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
-            preload(directory="")
-    if sys.platform == "win32":
-        names = [
-            "nvcuda.dll",
-            f"cudart64_{major}.dll",
-            f"cublas64_{major}.dll",
-            f"cublasLt64_{major}.dll",
-            "cudnn64_9.dll",
-        ]
-    else:
-        names = [
-            "libcuda.so.1",
-            f"libcudart.so.{major}",
-            f"libcublas.so.{major}",
-            f"libcublasLt.so.{major}",
-            "libcudnn.so.9",
-        ]
-    return _load_quietly(names)
 
 
 def _read_file(spec: ModelSpec, path: Path, what: str) -> tuple[bytes, tuple[int, int, int, int]]:
@@ -202,62 +159,6 @@ def _parse_tokenizer(spec: ModelSpec, data: bytes) -> tuple[Tokenizer, int]:
     return tokenizer, int(pad_id)
 
 
-def _session_options(threads: int | None) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    options.log_severity_level = QUIET_SEVERITY
-    return options
-
-
-def _open_session(spec: ModelSpec, data: bytes, providers: list[str], threads: int | None) -> ort.InferenceSession:
-    options = _session_options(threads)
-    # A graph loaded from bytes would look up external data relative to the working directory; anchor it
-    # to the model's folder, which onnxruntime then also refuses to let a path escape.
-    options.add_session_config_entry(EXTERNAL_DATA_FOLDER, str(spec.graph_path.parent))
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
-    except Exception as exc:
-        raise ModelLoadError(
-            f"model {spec.model_id!r}: graph file {str(spec.graph_path)!r} cannot be loaded by onnxruntime "
-            f"({exc}). Expected a valid ONNX model; reinstall or re-export it."
-        ) from exc
-
-
-def _check_io(spec: ModelSpec, session: ort.InferenceSession) -> tuple[tuple[str, ...], str]:
-    inputs = tuple(i.name for i in session.get_inputs())
-    if "input_ids" not in inputs or not set(inputs) <= set(KNOWN_INPUTS):
-        raise ModelLoadError(
-            f"model {spec.model_id!r}: graph {str(spec.graph_path)!r} has inputs {list(inputs)}; expected "
-            f"input_ids plus any of attention_mask, token_type_ids."
-        )
-    outputs = [o.name for o in session.get_outputs()]
-    output = spec.output if spec.output is not None else outputs[0]
-    if output not in outputs:
-        raise ModelLoadError(
-            f"model {spec.model_id!r}: graph {str(spec.graph_path)!r} has no output {output!r}; it has "
-            f"{outputs}. Set 'output' in the card to one of them."
-        )
-    return inputs, output
-
-
-def _choose_providers(spec: ModelSpec, providers: str) -> list[str]:
-    if providers not in PROVIDER_CHOICES:
-        raise ValidationError(f"providers={providers!r} is not supported; expected one of {PROVIDER_CHOICES}.")
-    if providers == "cpu":
-        return [CPU]
-    if cuda_available():
-        return [CUDA, CPU]
-    if providers == "cuda":
-        raise ModelLoadError(
-            f"model {spec.model_id!r}: providers='cuda' was asked for, but onnxruntime's CUDA "
-            "provider or the CUDA/cuDNN libraries it needs do not load here. Install them "
-            '(pip install "vecns[cuda]") on a machine with an NVIDIA GPU, '
-            "or use providers='auto' or 'cpu'."
-        )
-    return [CPU]
-
-
 class Embedder:
     """A loaded model: tokenizer + ONNX Runtime session. Create it with :func:`load_embedder`.
 
@@ -269,13 +170,17 @@ class Embedder:
         fingerprint: Model fingerprint of the bytes actually loaded.
         provider: The execution provider that really runs, e.g. ``CPUExecutionProvider``.
         token_budget: Padded tokens per batch when ``batch_size`` is not given.
+        threads: Intra-op threads of a lone batch; on CPU, batches run this many at a time.
+        precision: ``fp32``, or ``fp16`` when the graph runs in half precision.
+        pooled_in_graph: Whether pooling and normalisation run inside the graph (on CUDA, when onnx is
+            installed) instead of in numpy.
     """
 
     def __init__(
         self,
         spec: ModelSpec,
         *,
-        session: ort.InferenceSession,
+        session: InferenceSession,
         tokenizer: Tokenizer,
         pad_id: int,
         fingerprint: str,
@@ -283,6 +188,7 @@ class Embedder:
         token_budget: int,
         threads: int,
         graph_sha256: str,
+        rewrite: Rewrite = NO_REWRITE,
     ) -> None:
         self.spec = spec
         self.dim = spec.dim
@@ -290,14 +196,20 @@ class Embedder:
         self.provider = session.get_providers()[0]
         self.token_budget = token_budget
         self.threads = threads
+        self.precision = rewrite.precision
+        self.pooled_in_graph = rewrite.pooled
+        self._rewrite = rewrite
         self._session = session
         self._tokenizer = tokenizer
-        self._inputs, self._output = _check_io(spec, session)
+        self._inputs, self._output = runtime.check_io(spec, session)
+        self._pooling = "none" if rewrite.pooled else spec.pooling
+        self._normalize = spec.normalize and not rewrite.pooled
+        self._io_binding = self.provider == CUDA
         self._file_versions = file_versions
         self._pad_id = pad_id
         self._graph_sha256 = graph_sha256
         # Sessions by intra-op thread count, opened when first needed (see _session_for).
-        self._sessions: dict[int, ort.InferenceSession] = {threads: session}
+        self._sessions: dict[int, InferenceSession] = {threads: session}
         self._sessions_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -394,7 +306,7 @@ class Embedder:
             token_type_ids=types,
         )
 
-    def _session_for(self, concurrency: int) -> ort.InferenceSession:
+    def _session_for(self, concurrency: int) -> InferenceSession:
         """The session for ``concurrency`` callers at once: ``threads // concurrency`` intra-op threads each.
 
         On CUDA there is one session whatever the concurrency. Another CPU session is opened from the
@@ -416,7 +328,8 @@ class Embedder:
                         "since the model was loaded. Reopen the store to load the new file (a namespace "
                         "locked to the old one will then refuse it)."
                     )
-                session = _open_session(self.spec, graph, [CPU], intra)
+                graph = self._rewrite.apply(self.spec, graph)
+                session = runtime.open_session(self.spec, graph, [CPU], intra)
                 self._sessions[intra] = session
         return session
 
@@ -438,7 +351,8 @@ class Embedder:
         """
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValidationError(f"concurrency={concurrency!r} is invalid; expected a positive integer.")
-        vectors = _run(self.spec, self._session_for(concurrency), self._inputs, self._output, batch)
+        vectors = runtime.run(self.spec, self._session_for(concurrency), self._inputs, self._output, batch,
+                       pooling=self._pooling, normalize=self._normalize, io_binding=self._io_binding)
         if vectors.shape != (len(batch), self.dim):
             raise EmbeddingError(
                 f"model {self.spec.model_id!r} produced vectors of shape {vectors.shape}; expected "
@@ -488,41 +402,14 @@ def _text_list(texts: Iterable[str]) -> list[str]:
     return texts if isinstance(texts, list) else list(texts)
 
 
-def _run(
-    spec: ModelSpec, session: ort.InferenceSession, inputs: tuple[str, ...], output: str, batch: TokenBatch
-) -> np.ndarray:
-    feeds = {name: getattr(batch, name) for name in inputs}
-    try:
-        (states,) = session.run([output], feeds)
-    except Exception as exc:
-        raise EmbeddingError(
-            f"model {spec.model_id!r}: inference on a batch of {len(batch)} texts "
-            f"(width {batch.input_ids.shape[1]}) failed: {exc}."
-        ) from exc
-    states = np.asarray(states)
-    want_rank = 2 if spec.pooling == "none" else 3
-    if states.ndim != want_rank or states.shape[0] != len(batch) or states.dtype.kind != "f":
-        raise EmbeddingError(
-            f"model {spec.model_id!r}: output {output!r} has shape {states.shape} ({states.dtype}); pooling "
-            f"{spec.pooling!r} expects a float array of rank {want_rank} with {len(batch)} rows. "
-            "Check 'output' and 'pooling' in the model card."
-        )
-    states = states.astype(np.float32, copy=False)
-    if spec.pooling == "mean":
-        mask = batch.attention_mask.astype(np.float32)[:, :, None]
-        pooled = (states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1.0)
-    elif spec.pooling == "cls":
-        pooled = states[:, 0, :]
-    else:
-        pooled = states
-    if spec.normalize:
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        pooled = pooled / np.maximum(norms, 1e-12)
-    return np.ascontiguousarray(pooled, dtype=np.float32)
-
-
 def load_embedder(
-    spec: ModelSpec, *, providers: str = "auto", threads: int | None = None, token_budget: int | None = None
+    spec: ModelSpec,
+    *,
+    providers: str = "auto",
+    threads: int | None = None,
+    token_budget: int | None = None,
+    precision: str = "fp32",
+    pool_in_graph: bool | None = None,
 ) -> Embedder:
     """Load a model's tokenizer and graph.
 
@@ -534,6 +421,12 @@ def load_embedder(
             threads; on CPU, several batches run side by side, one per thread.
         token_budget: Padded tokens per batch; default ``CUDA_TOKEN_BUDGET`` on CUDA, ``CPU_TOKEN_BUDGET``
             on CPU.
+        precision: ``fp32`` (the file as it is) or ``fp16`` (converted in memory; for GPUs, where it halves
+            memory traffic; on CPU it is slower). An fp16 graph is used only if its vectors on
+            ``PROBE_TEXTS`` keep a cosine of at least ``FP16_MIN_COSINE`` with fp32's. The model's
+            fingerprint is the file's either way.
+        pool_in_graph: Append pooling and normalisation to the graph (default: on CUDA when the onnx
+            package is installed), so only ``[batch, dim]`` leaves the device.
 
     Returns:
         The embedder.
@@ -541,14 +434,19 @@ def load_embedder(
     Raises:
         ModelNotFoundError: A file is missing (for a builtin: its package is not installed).
         ModelLoadError: A file is unreadable, corrupt, differs from its pinned sha256, its inputs or
-            outputs do not fit, or CUDA was required and did not load.
-        ValidationError: ``providers`` or ``token_budget`` is invalid.
+            outputs do not fit, CUDA was required and did not load, or the fp16 graph strays from fp32
+            (or cannot be made: onnx missing, weights outside the file).
+        ValidationError: ``providers``, ``token_budget``, ``precision`` or ``pool_in_graph`` is invalid.
     """
+    if precision not in PRECISIONS:
+        raise ValidationError(f"precision={precision!r} is not supported; expected one of {PRECISIONS}.")
+    if pool_in_graph is not None and not isinstance(pool_in_graph, bool):
+        raise ValidationError(f"pool_in_graph={pool_in_graph!r} is invalid; expected True, False or None.")
     if token_budget is not None and (
         isinstance(token_budget, bool) or not isinstance(token_budget, int) or token_budget < 1
     ):
         raise ValidationError(f"token_budget={token_budget!r} is invalid; expected a positive integer or None.")
-    chosen = _choose_providers(spec, providers)
+    chosen = runtime.choose_providers(spec, providers)
     spec.check_files()
     graph, graph_version = _read_file(spec, spec.graph_path, "graph")
     vocab, tokenizer_version = _read_file(spec, spec.tokenizer_path, "tokenizer")
@@ -558,7 +456,7 @@ def load_embedder(
     check_sha256(spec, spec.tokenizer_path, tokenizer_sha, spec.tokenizer_sha256)
     tokenizer, pad_id = _open_tokenizer(spec, vocab)
     threads = threads or os.cpu_count() or 1
-    session = _open_session(spec, graph, chosen, threads)
+    session = runtime.open_session(spec, graph, chosen, threads)
     provider = session.get_providers()[0]
     if providers == "cuda" and provider != CUDA:
         raise ModelLoadError(
@@ -567,22 +465,51 @@ def load_embedder(
         )
     if token_budget is None:
         token_budget = CUDA_TOKEN_BUDGET if provider == CUDA else CPU_TOKEN_BUDGET
-    embedder = Embedder(
-        spec,
-        session=session,
-        tokenizer=tokenizer,
-        pad_id=pad_id,
-        fingerprint=fingerprint_of(graph_sha, tokenizer_sha, spec.settings()),
-        file_versions=(graph_version, tokenizer_version),
-        token_budget=token_budget,
-        threads=threads,
-        graph_sha256=graph_sha,
-    )
+    def make(session: InferenceSession, rewrite: Rewrite) -> Embedder:
+        return Embedder(
+            spec,
+            session=session,
+            tokenizer=tokenizer,
+            pad_id=pad_id,
+            fingerprint=fingerprint_of(graph_sha, tokenizer_sha, spec.settings()),
+            file_versions=(graph_version, tokenizer_version),
+            token_budget=token_budget,
+            threads=threads,
+            graph_sha256=graph_sha,
+            rewrite=rewrite,
+        )
+
+    embedder = make(session, NO_REWRITE)
     declared = session.get_outputs()[[o.name for o in session.get_outputs()].index(embedder._output)].shape
     if declared and isinstance(declared[-1], int) and declared[-1] != spec.dim:
         raise ModelLoadError(
             f"model {spec.model_id!r}: graph output {embedder._output!r} has dim {declared[-1]}; "
             f"the spec says dim={spec.dim}. Fix 'dim' in the model card."
+        )
+    pooled = (provider == CUDA and graphs.available()) if pool_in_graph is None else pool_in_graph
+    pooled = pooled and spec.pooling in ("mean", "cls")
+    if precision == "fp32" and not pooled:
+        return embedder
+    return _rewritten(embedder, graph, chosen, Rewrite(precision, pooled, embedder._output), make)
+
+
+def _rewritten(reference: Embedder, graph: bytes, providers: list[str], rewrite: Rewrite,
+               make: Callable[[InferenceSession, Rewrite], Embedder]) -> Embedder:
+    """The embedder on the rewritten graph, checked against the file's own on ``PROBE_TEXTS``."""
+    spec = reference.spec
+    data = rewrite.apply(spec, graph)
+    embedder = make(runtime.open_session(spec, data, providers, reference.threads), rewrite)
+    want = reference.embed(list(PROBE_TEXTS))
+    got = embedder.embed(list(PROBE_TEXTS))
+    cosine = float(np.min(np.sum(want * got, axis=1) / np.maximum(
+        np.linalg.norm(want, axis=1) * np.linalg.norm(got, axis=1), 1e-12)))
+    floor = FP16_MIN_COSINE if rewrite.precision == "fp16" else 1 - 1e-5
+    if not cosine >= floor:
+        raise ModelLoadError(
+            f"model {spec.model_id!r}: its {rewrite.precision} graph"
+            f"{' with pooling inside' if rewrite.pooled else ''} gives vectors with a cosine of {cosine:.5f} "
+            f"to the file's own on the probe texts; at least {floor} is required. "
+            + ("Use precision='fp32' for this model." if rewrite.precision == "fp16" else "Use pool_in_graph=False.")
         )
     return embedder
 
@@ -599,8 +526,8 @@ def probe_dim(spec: ModelSpec) -> int:
     """
     spec.check_files()
     tokenizer, _ = _open_tokenizer(spec, _read_file(spec, spec.tokenizer_path, "tokenizer")[0])
-    session = _open_session(spec, _read_file(spec, spec.graph_path, "graph")[0], [CPU], 1)
-    inputs, output = _check_io(spec, session)
+    session = runtime.open_session(spec, _read_file(spec, spec.graph_path, "graph")[0], [CPU], 1)
+    inputs, output = runtime.check_io(spec, session)
     enc = tokenizer.encode("vecns probe", add_special_tokens=True)
     batch = TokenBatch(
         positions=np.zeros(1, dtype=np.int64),
@@ -608,4 +535,4 @@ def probe_dim(spec: ModelSpec) -> int:
         attention_mask=np.ones((1, len(enc.ids)), dtype=np.int64),
         token_type_ids=np.asarray([enc.type_ids], dtype=np.int64),
     )
-    return int(_run(spec, session, inputs, output, batch).shape[1])
+    return int(runtime.run(spec, session, inputs, output, batch).shape[1])

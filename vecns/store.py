@@ -23,6 +23,7 @@ from vecns.errors import (
     StoreError,
     ValidationError,
 )
+from vecns.graphs import PRECISIONS
 from vecns.index import DTYPES, METRICS
 from vecns.indexing import IndexManager
 from vecns.namespace import Namespace, mismatch
@@ -37,7 +38,7 @@ EXTRACTORS = (TEXT_EXTRACTOR,)
 
 
 def connect(path: str | Path = "vecns-store", *, read_only: bool = False, providers: str = "auto",
-            threads: int | None = None) -> Store:
+            threads: int | None = None, precision: str = "fp32") -> Store:
     """Open (or create) the store in directory ``path``.
 
     Args:
@@ -46,6 +47,9 @@ def connect(path: str | Path = "vecns-store", *, read_only: bool = False, provid
         providers: ONNX Runtime providers for embedding: ``auto`` (CUDA when it really runs, else CPU),
             ``cpu`` or ``cuda``.
         threads: Threads for inference and index builds (default: all cores).
+        precision: ``fp32``, or ``fp16`` to run models in half precision (for GPUs; each model is checked
+            against fp32 when loaded, and refused below a cosine of 0.999). A namespace's model is the same
+            model either way; vectors differ by that much at most.
 
     Returns:
         The open store; use it as a context manager or call ``close()``.
@@ -54,14 +58,16 @@ def connect(path: str | Path = "vecns-store", *, read_only: bool = False, provid
         StoreLockedError: Another process has the store open for writing.
         StoreError: ``path`` is not a directory, or a read-only open found no store.
     """
-    return Store(path, read_only=read_only, providers=providers, threads=threads)
+    return Store(path, read_only=read_only, providers=providers, threads=threads, precision=precision)
 
 
 class Store:
     """An open store. Create it with ``vecns.connect(path)``."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False, providers: str = "auto",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, precision: str = "fp32") -> None:
+        if precision not in PRECISIONS:
+            raise ValidationError(f"precision={precision!r} is not supported; expected one of {PRECISIONS}.")
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"store path {self.path} is a file; vecns stores are directories. Pick another path.")
@@ -72,6 +78,7 @@ class Store:
         self.read_only = read_only
         self._providers = providers
         self._threads = threads
+        self._precision = precision
         self._catalog = Catalog(self.path / DB_FILE, read_only=read_only)
         try:
             self._start()
@@ -257,7 +264,7 @@ class Store:
                 from vecns.embed import load_embedder
 
                 current = load_embedder(self.models.get(model_id), providers=self._providers,
-                                        threads=self._threads)
+                                        threads=self._threads, precision=self._precision)
                 self._embedders[model_id] = current
             return current
 
