@@ -86,7 +86,7 @@ ORT_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvide
 
 
 def open_session(spec: ModelSpec, threads: int, providers: str = "cpu") -> ort.InferenceSession:
-    """An ONNX Runtime session with the options vecns uses (vecns.embed._session_options)."""
+    """An ONNX Runtime session with the options vecns uses (vecns.runtime.session_options)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
@@ -192,9 +192,10 @@ def profiled(clock: StageClock) -> Iterator[None]:
         yield
 
 
-def open_store(root: Path, threads: int, folder: Path | None, model_id: str, providers: str = "cpu") -> vecns.Store:
+def open_store(root: Path, threads: int, folder: Path | None, model_id: str, providers: str = "cpu",
+               precision: str = "fp32") -> vecns.Store:
     """A store with ``threads`` inference threads, with ``folder`` registered as ``model_id`` if given."""
-    store = vecns.connect(root, providers=providers, threads=threads)
+    store = vecns.connect(root, providers=providers, threads=threads, precision=precision)
     if folder is not None:
         store.models.register(folder, model_id=model_id)
     return store
@@ -202,9 +203,9 @@ def open_store(root: Path, threads: int, folder: Path | None, model_id: str, pro
 
 def vecns_ingest(root: Path, model_id: str, objects: list[dict], threads: int, clock: StageClock,
                  add_batch_size: int, folder: Path | None = None,
-                 providers: str = "cpu") -> tuple[float, vecns.Store]:
+                 providers: str = "cpu", precision: str = "fp32") -> tuple[float, vecns.Store]:
     """Time create_namespace + add into a fresh store; returns the seconds and the (open) store."""
-    store = open_store(root, threads, folder, model_id, providers)
+    store = open_store(root, threads, folder, model_id, providers, precision)
     store.embedder(model_id)
     with profiled(clock):
         start = time.perf_counter()
@@ -403,7 +404,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     onnx_weights = f"ONNX {spec.graph_path} ({spec.graph_path.stat().st_size / 2**20:.0f} MiB)"
     try:
         start = time.perf_counter()
-        with open_store(scratch / "load", args.threads, args.folder, spec.model_id, args.providers) as probe:
+        with open_store(scratch / "load", args.threads, args.folder, spec.model_id, args.providers,
+                        args.precision) as probe:
             embedder = probe.embedder(args.model)
         load_s = time.perf_counter() - start
         # name -> (session, batches, workers): one session on every thread, batch after batch (how ONNX
@@ -433,7 +435,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         source_model = None
         if not args.skip_migrate:
             source_model = source_model_for(spec.model_id)
-            migrate_store = open_store(scratch / "migrate", args.threads, args.folder, spec.model_id, args.providers)
+            migrate_store = open_store(scratch / "migrate", args.threads, args.folder, spec.model_id, args.providers,
+                                       args.precision)
             make_source(migrate_store, source_model, objects)
             migrate_store.embedder(spec.model_id)
             times[migrate_name] = []
@@ -455,7 +458,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 times[naive_name].append(time.perf_counter() - start)
             for name, add_batch in zip(vecns_names, args.add_batch_size, strict=True):
                 seconds, store = vecns_ingest(scratch / f"{r}-{add_batch}", args.model, objects, args.threads,
-                                              clocks[name], add_batch, args.folder, args.providers)
+                                              clocks[name], add_batch, args.folder, args.providers,
+                                              args.precision)
                 times[name].append(seconds)
                 if search_store is None:
                     search_store = store
@@ -507,7 +511,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         ratios.update({f"migrate / {peer}": medians[peer] / medians[migrate_name] for peer in peers})
     return {
         "model": args.model, "docs": len(texts), "tokens": tokens, "repeats": args.repeats, "threads": args.threads,
-        "providers": args.providers, "session_providers": session.get_providers(),
+        "providers": args.providers, "precision": args.precision, "session_providers": session.get_providers(),
         "rows": rows, "limit": limit_name, "ingest_ratio": medians[limit_name] / medians[headline],
         "ingest_target": INGEST_TARGET, "search": search, "profile": profile, "model_load_s": load_s,
         "ratios_docs_per_s": ratios, "notes": notes, "migrate_source_model": source_model,
@@ -608,6 +612,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="intra-op threads for every session (default: all cores, as vecns)")
     parser.add_argument("--providers", choices=sorted(ORT_PROVIDERS), default="cpu",
                         help="where vecns and the raw rows run (default cpu; cuda needs the cuda extra)")
+    parser.add_argument("--precision", choices=["fp32", "fp16"], default="fp32",
+                        help="vecns' precision (vecns.connect(precision=...)); raw rows run the file as it is, "
+                             "so the min-cosine line shows what fp16 moved (default fp32)")
     parser.add_argument("--batch-size", type=int, default=16, help="rows per batch of the raw limit (default 16)")
     parser.add_argument("--naive-batch-size", type=int, default=32, help="rows per naive batch (default 32)")
     parser.add_argument("--skip-naive", action="store_true", help="leave out the (slow) naive loop")

@@ -46,4 +46,8 @@ for model in paraphrase-minilm-l3-v2 all-minilm-l6-v2-int8; do
         --repeats 3 --skip-naive --skip-peers --batch-size 256 --threads 4 \
         --json-out "$OUT/compare-$model.json" | tee "$OUT/compare-$model.txt"
 done
+# fp16 on the GPU: speed against the fp32 rows above, and the min cosine of its vectors to the raw fp32 ones.
+timeout 120 "$PYTHON" benchmarks/compare.py --providers cuda --precision fp16 --model all-minilm-l6-v2-int8 \
+    --limit "$LIMIT" --repeats 3 --skip-naive --skip-peers --skip-migrate --batch-size 256 --threads 4 \
+    --json-out "$OUT/compare-fp16.json" | tee "$OUT/compare-fp16.txt"
 echo "gpu_check done in $(( $(date +%s) - start )) s; results in $OUT/"
