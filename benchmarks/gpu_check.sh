@@ -39,15 +39,16 @@ if not cuda_available():
 PY
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >> "$OUT/device.txt" 2>&1 || true
 
+# Time limits (200 + 200 + 100 s, plus the install) keep the whole check under 10 minutes.
 # Each model: raw ONNX Runtime on CUDA (sorted, embedder batches), vecns add, vecns migrate, search.
 # Peers are skipped: this environment has no torch and no fastembed by design (see above).
 for model in paraphrase-minilm-l3-v2 all-minilm-l6-v2-int8; do
-    timeout 240 "$PYTHON" benchmarks/compare.py --providers cuda --model "$model" --limit "$LIMIT" \
+    timeout 200 "$PYTHON" benchmarks/compare.py --providers cuda --model "$model" --limit "$LIMIT" \
         --repeats 3 --skip-naive --skip-peers --batch-size 256 --threads 4 \
         --json-out "$OUT/compare-$model.json" | tee "$OUT/compare-$model.txt"
 done
 # fp16 on the GPU: speed against the fp32 rows above, and the min cosine of its vectors to the raw fp32 ones.
-timeout 120 "$PYTHON" benchmarks/compare.py --providers cuda --precision fp16 --model all-minilm-l6-v2-int8 \
+timeout 100 "$PYTHON" benchmarks/compare.py --providers cuda --precision fp16 --model all-minilm-l6-v2-int8 \
     --limit "$LIMIT" --repeats 3 --skip-naive --skip-peers --skip-migrate --batch-size 256 --threads 4 \
     --json-out "$OUT/compare-fp16.json" | tee "$OUT/compare-fp16.txt"
 echo "gpu_check done in $(( $(date +%s) - start )) s; results in $OUT/"
