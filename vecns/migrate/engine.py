@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ class Engine:
                     "delete this migration and its target and start a new one."
                 )
         self.provider = next((e.provider for e in self._embedders.values()), None)
+        self._pool: ThreadPoolExecutor | None = None
         row = mig_db.get(self._catalog, migration_id)
         self._processed, self._caught_up, self._failed = row.processed, row.caught_up, row.failed
 
@@ -167,6 +169,9 @@ class Engine:
                 if not put(out_q, batch):
                     return
 
+        # The inference threads hand their batches' token batches to one shared pool of as many workers, so
+        # the cores stay busy to the end of the run instead of idling while one batch's tail finishes.
+        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="vecns-migrate-embed")
         threads = [threading.Thread(target=guarded(read, read_q), name="vecns-migrate-read", daemon=True),
                    threading.Thread(target=guarded(tokenise, token_q), name="vecns-migrate-tokenise", daemon=True)]
         threads += [threading.Thread(target=guarded(infer, out_q), name=f"vecns-migrate-infer-{i}", daemon=True)
@@ -196,8 +201,11 @@ class Engine:
                 raise MigrationError(f"the pipeline lost batches {sorted(pending)[:3]}; resume the migration.")
         finally:
             stop.set()
+            pool, self._pool = self._pool, None
+            pool.shutdown(wait=False, cancel_futures=True)  # queued token batches are not run for nothing
             for thread in threads:
                 thread.join(timeout=30)
+            pool.shutdown(wait=True)
 
     def _tokenise(self, batch: Batch) -> None:
         batch.ok = [i for i, o in enumerate(batch.objects) if o.text is not None and o.text.strip()]
@@ -217,8 +225,16 @@ class Engine:
         try:
             for name, embedder in self._embedders.items():
                 out = np.empty((len(batch.ok), embedder.dim), dtype=np.float32)
-                for tokens in batch.tokens[name]:
-                    out[tokens.positions] = embedder.infer(tokens, concurrency=concurrency)
+                pool = self._pool
+                if pool is None:
+                    for tokens in batch.tokens[name]:
+                        out[tokens.positions] = embedder.infer(tokens, concurrency=concurrency)
+                else:
+                    futures = [pool.submit(embedder.infer, tokens, concurrency=concurrency)
+                               for tokens in batch.tokens[name]]
+                    wait(futures)  # all settled before a failure falls back to one object at a time
+                    for tokens, future in zip(batch.tokens[name], futures, strict=True):
+                        out[tokens.positions] = future.result()
                 batch.vectors[name] = out
         except VecnsError:
             self._one_by_one(batch)
