@@ -110,7 +110,7 @@ def with_pooling(graph: bytes, *, output: str, pooling: str, normalize: bool) ->
     def name(suffix: str) -> str:
         return f"vecns_pool_{suffix}"
 
-    constants = {
+    constants: dict[str, np.ndarray] = {
         name("token_axis"): np.array([1], dtype=np.int64),
         name("last_axis"): np.array([-1], dtype=np.int64),
         name("zero"): np.array([0], dtype=np.int64),

@@ -13,7 +13,7 @@ import io
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import onnxruntime as ort
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["CPU", "CUDA", "PROVIDER_CHOICES", "InferenceSession", "check_io", "choose_providers", "cuda_available",
            "open_session", "run", "session_options"]
 
-InferenceSession = ort.InferenceSession
+InferenceSession: TypeAlias = ort.InferenceSession
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
