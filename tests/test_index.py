@@ -845,3 +845,16 @@ def test_every_error_is_a_vecns_error() -> None:
     for call in calls:
         with pytest.raises(VecnsError):
             call()
+
+
+def test_items_returns_every_key_with_its_vector() -> None:
+    index = VectorIndex(8, dtype="f32", threads=1)
+    assert [a.shape for a in index.items()] == [(0,), (0, 8)]
+    vectors = _vectors(50, 8)
+    index.add(np.arange(50)[::-1], vectors[::-1])
+    index.remove([3, 7])
+    keys, stored = index.items()
+    np.testing.assert_array_equal(keys, [k for k in range(50) if k not in (3, 7)])
+    assert keys.dtype == np.int64 and stored.dtype == np.float32
+    np.testing.assert_allclose(stored, index.get(keys))
+    np.testing.assert_allclose(stored, vectors[keys], atol=1e-6)

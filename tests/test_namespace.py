@@ -274,3 +274,28 @@ def test_the_hit_cache_never_keeps_a_row_read_before_a_concurrent_write():
     assert cache.lookup("ns", [1, 2, 3]) == ({2: "b", 3: "c"}, [1])  # bounded: the oldest entry went
     cache.forget("ns")
     assert cache.lookup("ns", [2, 3]) == ({}, [2, 3])
+
+
+def test_a_small_namespace_is_searched_exactly_after_updates_and_deletes(store):
+    # Removed and replaced nodes stay in the graph as tombstones; a namespace of at most
+    # EXACT_MAX_MATCHES objects is searched exactly, so each vector finds itself first whatever the churn.
+    rng = np.random.default_rng(3)
+    ns = store.create_namespace("churn", dim=16, dtype="f32")
+    current = {}
+    for _ in range(30):
+        batch = {f"o{i}": rng.standard_normal(16).astype(np.float32) for i in rng.choice(400, 20, replace=False)}
+        ns.upsert([{"id": i, "vector": v} for i, v in batch.items()])
+        current.update(batch)
+        gone = [i for i in sorted(current) if rng.random() < 0.02]
+        ns.delete(gone)
+        for i in gone:
+            current.pop(i)
+    assert 0 < len(current) <= vecns.namespace.EXACT_MAX_MATCHES and ns.count() == len(current)
+    for object_id, vector in current.items():
+        assert ns.search(vector, k=1)[0].id == object_id
+    ids = sorted(current)
+    matrix = np.stack([current[i] for i in ids])
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+    query = rng.standard_normal(16).astype(np.float32)
+    order = np.argsort(-(unit @ (query / np.linalg.norm(query))), kind="stable")[:10]
+    assert [h.id for h in ns.search(query, k=10)] == [ids[j] for j in order]

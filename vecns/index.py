@@ -477,6 +477,18 @@ class VectorIndex:
             vectors = self._index.get(key_arr, dtype=np.float32)
         return np.asarray(vectors, dtype=np.float32).reshape(key_arr.size, self._dim)
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every key (sorted, int64) with its stored vector (float32, rounded as in ``get``), read together.
+
+        One read lock covers both, so a concurrent remove cannot take a key away between them.
+        """
+        with self._lock.read():
+            if not len(self._index):
+                return np.empty(0, dtype=np.int64), np.empty((0, self._dim), dtype=np.float32)
+            keys = np.sort(np.asarray(self._index.keys[:]).astype(np.int64))
+            vectors = self._index.get(keys, dtype=np.float32)
+        return keys, np.asarray(vectors, dtype=np.float32).reshape(keys.size, self._dim)
+
     def contains(self, keys: object) -> np.ndarray:
         """Return a bool array: is each key in the index?
 

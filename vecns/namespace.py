@@ -40,7 +40,8 @@ from vecns.validation import (
 if TYPE_CHECKING:
     from vecns.store import Store
 
-# Filters matching at most this many objects, or this share of them, are searched exactly.
+# Filters matching at most this many objects, or this share of them, are searched exactly; so is a whole
+# namespace of at most this many.
 EXACT_MAX_MATCHES = 1024
 EXACT_MAX_SHARE = 0.02
 DEFAULT_BATCH_SIZE = 256
@@ -399,8 +400,14 @@ class Namespace:
         vector = self._query_vector(query, feat)
         compiled = compile_filters(filters)
         index = self._store._indexes.get(self._record, feat)
-        if compiled.where == "TRUE":
-            keys, scores = index.search(vector, k) if len(index) else (np.empty(0, np.int64), np.empty(0))
+        if compiled.where == "TRUE" and len(index) <= EXACT_MAX_MATCHES:
+            # As for selective filters: a small set is searched exactly. The graph's recall is not
+            # complete, and after updates and deletes (usearch keeps removed nodes as tombstones) a vector
+            # was seen to miss its own search in an index of 139.
+            present, stored = index.items()
+            keys, scores = exact_search(vector, stored, present, k, metric=feat.metric)
+        elif compiled.where == "TRUE":
+            keys, scores = index.search(vector, k)
         else:
             keys, scores = self._filtered(index, feat, vector, k, compiled)
         return self._hits(keys, scores, include_text=include_text)
