@@ -858,3 +858,17 @@ def test_items_returns_every_key_with_its_vector() -> None:
     assert keys.dtype == np.int64 and stored.dtype == np.float32
     np.testing.assert_allclose(stored, index.get(keys))
     np.testing.assert_allclose(stored, vectors[keys], atol=1e-6)
+
+
+def test_items_are_shared_read_only_until_the_next_write() -> None:
+    index = VectorIndex(8, dtype="f32", threads=1)
+    index.add(np.arange(10), _vectors(10, 8))
+    first = index.items()
+    assert index.items() is first and not first[0].flags.writeable and not first[1].flags.writeable
+    index.add([20], _vectors(1, 8, seed=5))
+    assert index.items() is not first and 20 in index.items()[0]
+    current = index.items()
+    index.remove([999])  # nothing removed: nothing changes
+    assert index.items() is current
+    index.remove([20])
+    assert 20 not in index.items()[0]

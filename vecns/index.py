@@ -191,6 +191,8 @@ class VectorIndex:
         self._lock = _ReadWriteLock()
         self._save_lock = threading.Lock()
         self._index = self._new_usearch_index()
+        # items() of the current contents, read-only; dropped by every add and remove.
+        self._items: tuple[np.ndarray, np.ndarray] | None = None
 
     def _new_usearch_index(self) -> _UsearchIndex:
         return _UsearchIndex(
@@ -384,6 +386,7 @@ class VectorIndex:
             try:
                 if present.size:
                     self._index.remove(present)
+                self._items = None
                 threads = 1 if key_arr.size < SINGLE_THREAD_ADDS_BELOW else self._threads
                 self._index.add(key_arr, matrix, threads=threads)
             except Exception as exc:  # usearch raises RuntimeError (e.g. allocation failure)
@@ -411,6 +414,7 @@ class VectorIndex:
             present = key_arr[np.asarray(self._index.contains(key_arr), dtype=bool)]
             if present.size:
                 self._index.remove(present)
+                self._items = None
             return int(present.size)
 
     def search(self, queries: object, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -480,14 +484,25 @@ class VectorIndex:
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """Every key (sorted, int64) with its stored vector (float32, rounded as in ``get``), read together.
 
-        One read lock covers both, so a concurrent remove cannot take a key away between them.
+        One read lock covers both, so a concurrent remove cannot take a key away between them. The arrays
+        are read-only and shared until the next add or remove (exact search of a small namespace reads
+        them on every query).
         """
         with self._lock.read():
-            if not len(self._index):
-                return np.empty(0, dtype=np.int64), np.empty((0, self._dim), dtype=np.float32)
-            keys = np.sort(np.asarray(self._index.keys[:]).astype(np.int64))
-            vectors = self._index.get(keys, dtype=np.float32)
-        return keys, np.asarray(vectors, dtype=np.float32).reshape(keys.size, self._dim)
+            cached = self._items
+            if cached is not None:
+                return cached
+            if len(self._index):
+                keys = np.sort(np.asarray(self._index.keys[:]).astype(np.int64))
+                vectors = np.asarray(self._index.get(keys, dtype=np.float32), dtype=np.float32)
+            else:
+                keys, vectors = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+            vectors = vectors.reshape(keys.size, self._dim)
+            keys.setflags(write=False)
+            vectors.setflags(write=False)
+            # Safe under the read lock: no writer runs while it is held.
+            self._items = (keys, vectors)
+            return self._items
 
     def contains(self, keys: object) -> np.ndarray:
         """Return a bool array: is each key in the index?
