@@ -62,6 +62,8 @@ from vecns.vectors import (
     errno_text,
     exact_search,
     file_checksum,
+    prepare_candidates,
+    rank_exact,
     to_scores,
 )
 
@@ -191,8 +193,9 @@ class VectorIndex:
         self._lock = _ReadWriteLock()
         self._save_lock = threading.Lock()
         self._index = self._new_usearch_index()
-        # items() of the current contents, read-only; dropped by every add and remove.
-        self._items: tuple[np.ndarray, np.ndarray] | None = None
+        # Keys, vectors and rank_exact's prepared vectors of the current contents, read-only; dropped by
+        # every add and remove.
+        self._items: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _new_usearch_index(self) -> _UsearchIndex:
         return _UsearchIndex(
@@ -485,9 +488,34 @@ class VectorIndex:
         """Every key (sorted, int64) with its stored vector (float32, rounded as in ``get``), read together.
 
         One read lock covers both, so a concurrent remove cannot take a key away between them. The arrays
-        are read-only and shared until the next add or remove (exact search of a small namespace reads
-        them on every query).
+        are read-only and shared until the next add or remove.
         """
+        keys, vectors, _ = self._snapshot()
+        return keys, vectors
+
+    def search_exact(self, queries: object, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``search``, but exact: numpy over every stored vector instead of the graph.
+
+        Same scores and tie-break (the smaller key) as ``exact_search``. It reaches every vector whatever
+        updates and deletes did to the graph, and on a small index costs about what the graph does: the
+        stored vectors are read and prepared once per change, not per query.
+
+        Raises:
+            DimensionMismatchError: A query of another dimension.
+            InvalidVectorError: A query that is not finite, or all zero under ``cos``.
+            ValidationError: ``k`` out of range.
+        """
+        k = check_k(k)
+        matrix, single = as_matrix(queries, self._dim, what="queries")
+        check_values(matrix, metric=self._metric, dtype="f32", what="queries")
+        keys, _, prepared = self._snapshot()
+        if keys.size == 0:
+            empty = (np.empty((matrix.shape[0], 0), np.int64), np.empty((matrix.shape[0], 0), np.float32))
+            return (empty[0][0], empty[1][0]) if single else empty
+        out_keys, out_scores = rank_exact(matrix, prepared, keys, k, metric=self._metric)
+        return (out_keys[0], out_scores[0]) if single else (out_keys, out_scores)
+
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._lock.read():
             cached = self._items
             if cached is not None:
@@ -498,10 +526,11 @@ class VectorIndex:
             else:
                 keys, vectors = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
             vectors = vectors.reshape(keys.size, self._dim)
-            keys.setflags(write=False)
-            vectors.setflags(write=False)
+            prepared = prepare_candidates(vectors, self._metric) if keys.size else vectors
+            for array in (keys, vectors, prepared):
+                array.setflags(write=False)
             # Safe under the read lock: no writer runs while it is held.
-            self._items = (keys, vectors)
+            self._items = (keys, vectors, prepared)
             return self._items
 
     def contains(self, keys: object) -> np.ndarray:

@@ -404,8 +404,7 @@ class Namespace:
             # As for selective filters: a small set is searched exactly. The graph's recall is not
             # complete, and after updates and deletes (usearch keeps removed nodes as tombstones) a vector
             # was seen to miss its own search in an index of 139.
-            present, stored = index.items()
-            keys, scores = exact_search(vector, stored, present, k, metric=feat.metric)
+            keys, scores = index.search_exact(vector, k)
         elif compiled.where == "TRUE":
             keys, scores = index.search(vector, k)
         else:

@@ -358,10 +358,43 @@ def exact_search(
     queries, single = as_matrix(query, cand.shape[1], what="queries")
     check_values(queries, metric=metric, dtype="f32", what="queries")
     check_values(cand, metric=metric, dtype="f32", what="candidate vectors")
+    out_keys, out_scores = rank_exact(queries, prepare_candidates(cand, metric), key_arr, k, metric=metric)
+    if single:
+        return out_keys[0], out_scores[0]
+    return out_keys, out_scores
+
+
+def prepare_candidates(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Checked candidate vectors as ``rank_exact`` wants them: unit length for ``cos``, as they are else."""
+    if metric == "cos":
+        return _unit_rows(vectors)
+    return vectors
+
+
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    # Scaled by each row's largest magnitude first, so float32 vectors near the type's limit (accepted:
+    # they are finite) do not overflow the squared norm.
+    scaled = matrix / np.max(np.abs(matrix), axis=1, keepdims=True)
+    return scaled / np.linalg.norm(scaled, axis=1, keepdims=True)
+
+
+def rank_exact(queries: np.ndarray, cand: np.ndarray, key_arr: np.ndarray, k: int, *,
+               metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ranking step of ``exact_search``, on inputs already checked.
+
+    Args:
+        queries: float32 (n, dim), finite (non-zero under ``cos``).
+        cand: From ``prepare_candidates``, (m, dim).
+        key_arr: int64 (m,).
+        k: Results wanted per query, already checked.
+        metric: ``"cos"``, ``"ip"`` or ``"l2sq"``.
+
+    Returns:
+        ``(keys, scores)`` of shape (n, min(k, m)), best first, ties broken by the smaller key.
+    """
     count = min(k, cand.shape[0])
     if metric == "cos":
-        queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-        cand = cand / np.linalg.norm(cand, axis=1, keepdims=True)
+        queries = _unit_rows(queries)
     scores = queries @ cand.T
     if metric == "l2sq":
         sq = (queries * queries).sum(axis=1)[:, None] - 2.0 * scores + (cand * cand).sum(axis=1)[None, :]
@@ -378,6 +411,4 @@ def exact_search(
         order = pool[np.lexsort((key_arr[pool], -row_scores[pool]))[:count]]
         out_keys[row] = key_arr[order]
         out_scores[row] = row_scores[order]
-    if single:
-        return out_keys[0], out_scores[0]
     return out_keys, out_scores
