@@ -90,3 +90,20 @@ def migration_body(**changes) -> dict:
               "batch_options": {"batch_size": 32, "max_workers": 2}}
     config.update(changes)
     return config
+
+
+_FAULT_COUNTS: list[str] = []
+
+
+@pytest.fixture
+def report_counts():
+    """Call with a line (iterations, kills, seconds) to show it in the run's final summary, pass or fail."""
+    return _FAULT_COUNTS.append
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the fault loops' counts after the results, so a CI log shows how much was really exercised."""
+    if _FAULT_COUNTS:
+        terminalreporter.section("fault and crash loop counts")
+        for line in _FAULT_COUNTS:
+            terminalreporter.write_line(line)

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,7 +345,7 @@ def _acked(ack: Path) -> list[int]:
     return [int(line) for line in text.split("\n")[:-1]]  # a line counts once its newline is written
 
 
-def _crash_loop(tmp_path: Path, kind: str) -> None:
+def _crash_loop(tmp_path: Path, kind: str, report: Callable[[str], None]) -> None:
     default = DEFAULT_ITERATIONS[kind]
     asked = int(os.environ.get("VECNS_CRASH_ITERATIONS", 0))
     count = max(default, asked * default // DEFAULT_ITERATIONS["vectors"])
@@ -402,10 +403,12 @@ def _crash_loop(tmp_path: Path, kind: str) -> None:
     finally:
         forker.close()
     seconds = time.perf_counter() - started
-    print(f"write crash test ({kind}): {tally.iterations} iterations, {tally.kills} kills ({tally.time_kills} at "
-          f"random times), calls in flight: {tally.applied} applied, {tally.rolled_back} rolled back, "
-          f"{tally.cut_between_batches} cut between batches; {tally.temp_files} temp files left by kills, "
-          f"{len(model)} objects, {seconds:.0f} s in all, seed {seed}")
+    summary = (f"write crash test ({kind}): {tally.iterations} iterations, {tally.kills} kills ({tally.time_kills} "
+               f"at random times), calls in flight: {tally.applied} applied, {tally.rolled_back} rolled back, "
+               f"{tally.cut_between_batches} cut between batches; {tally.temp_files} temp files left by kills, "
+               f"{len(model)} objects, {seconds:.0f} s in all, seed {seed}")
+    print(summary)
+    report(summary)
     never = set(SYSTEMATIC[kind]) - tally.killed_at
     assert not never, f"never killed at {sorted(never)}"
     assert tally.iterations >= count
@@ -413,5 +416,6 @@ def _crash_loop(tmp_path: Path, kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["vectors", "text"])
-def test_acknowledged_writes_survive_kill_9_anywhere_and_batches_stay_whole(tmp_path: Path, kind: str):
-    _crash_loop(tmp_path, kind)
+def test_acknowledged_writes_survive_kill_9_anywhere_and_batches_stay_whole(tmp_path: Path, kind: str,
+                                                                           report_counts):
+    _crash_loop(tmp_path, kind, report_counts)

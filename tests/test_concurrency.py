@@ -165,8 +165,9 @@ def test_eight_threads_mixing_writes_searches_and_saves_for_3_seconds(tmp_path: 
 
 
 @pytest.mark.slow
-def test_eight_threads_mixing_writes_searches_and_saves_for_30_seconds(tmp_path: Path, model: Path):
+def test_eight_threads_mixing_writes_searches_and_saves_for_30_seconds(tmp_path: Path, model: Path, report_counts):
     ledger = _run_mixed_load(tmp_path / "s", model, seconds=30.0)
+    report_counts(f"concurrency: 8 threads for 30 s, operations {dict(sorted(ledger.operations.items()))}")
     assert ledger.operations["add"] > 50 and ledger.operations["search"] > 200
 
 

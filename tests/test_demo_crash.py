@@ -223,7 +223,7 @@ def reuse_line(state: dict[str, Any], corpus_size: int) -> str:
     return f"reusing namespace {SOURCE} ("
 
 
-def test_demo_killed_at_any_moment_recovers(tmp_path: Path):
+def test_demo_killed_at_any_moment_recovers(tmp_path: Path, report_counts):
     seed = int(os.environ.get("VECNS_DEMO_CRASH_SEED") or secrets.randbits(32))
     kills = max(len(PHASES), int(os.environ.get("VECNS_DEMO_KILLS", len(PHASES))))
     print(f"VECNS_DEMO_CRASH_SEED={seed}")
@@ -263,7 +263,9 @@ def test_demo_killed_at_any_moment_recovers(tmp_path: Path):
     # Every labelled document is back in the source but the few the last run's live writes deleted.
     assert len(set(corpus) - set(source)) == data["live_writes"]["deleted"]
     assert not list((path / "indexes").glob("*.tmp"))
-    print(f"{len(aims)} kills and recoveries in {time.monotonic() - started:.1f} s: {seen}")
+    summary = f"demo crash test: {len(aims)} kills and recoveries in {time.monotonic() - started:.1f} s: {seen}"
+    print(summary)
+    report_counts(summary)
     # The kills really landed in every phase, each where it was aimed (or just before, for the early one).
     assert {"ingest", "migration", "after"} <= {shown for _, shown in seen}, seen
     assert all(shown in PHASES[aim].shows for aim, shown in seen), seen

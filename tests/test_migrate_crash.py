@@ -298,7 +298,7 @@ def _plans(golden: Golden, count: int, seed: int) -> Iterator[tuple[int, list[St
         yield seed + i, steps
 
 
-def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_path: Path):
+def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_path: Path, report_counts):
     count = max(DEFAULT_ITERATIONS, int(os.environ.get("VECNS_CRASH_ITERATIONS", DEFAULT_ITERATIONS)))
     seed = int(os.environ.get("VECNS_CRASH_SEED", secrets.randbelow(2**31)))
     print(f"migration crash test: VECNS_CRASH_SEED={seed}")
@@ -349,9 +349,11 @@ def test_migration_survives_kill_9_anywhere_and_resumes_to_the_golden_state(tmp_
     finally:
         forker.close()
     seconds = time.perf_counter() - started
-    print(f"migration crash test: {tally.iterations} iterations, {tally.kills} kills ({tally.time_kills} at random "
-          f"times), {tally.chains} chains, {tally.cancels} cancels, golden {golden.seconds:.2f} s, "
-          f"{seconds:.0f} s in all, seed {seed}")
+    summary = (f"migration crash test: {tally.iterations} iterations, {tally.kills} kills ({tally.time_kills} at "
+               f"random times), {tally.chains} chains, {tally.cancels} cancels, golden {golden.seconds:.2f} s, "
+               f"{seconds:.0f} s in all, seed {seed}")
+    print(summary)
+    report_counts(summary)
     reached = {label for label in DESIGN_LABELS if golden.hits[label]} | {CANCEL}
     assert tally.killed_at >= reached, f"never killed at {sorted(reached - tally.killed_at)}"
     assert tally.iterations >= count
