@@ -170,3 +170,27 @@ def test_packaged_models_in_fp16_and_pooled_in_graph_on_real_text(model_id: str)
     assert cosines.min() >= FP16_MIN_COSINE
     pooled = load_embedder(spec, providers="cpu", pool_in_graph=True)
     np.testing.assert_allclose(pooled.embed(texts), want, atol=1e-5)
+
+
+def test_on_cuda_pooling_goes_inside_only_graphs_that_can_take_it(tiny_spec):
+    from vecns.embed import _pools_in_graph
+    from vecns.runtime import CPU, CUDA
+
+    graph = tiny_spec.graph_path.read_bytes()
+    old = onnx.load(str(tiny_spec.graph_path))
+    old.opset_import[0].version = 12
+    auto = {"output": "last_hidden_state", "asked": None}
+    assert _pools_in_graph(tiny_spec, graph, provider=CUDA, **auto) is True
+    assert _pools_in_graph(tiny_spec, old.SerializeToString(), provider=CUDA, **auto) is False  # numpy pools it
+    assert _pools_in_graph(tiny_spec, graph, provider=CPU, **auto) is False
+    assert _pools_in_graph(tiny_spec, graph, provider=CPU, output="last_hidden_state", asked=True) is True
+    assert _pools_in_graph(dataclasses.replace(tiny_spec, pooling="none"), graph, provider=CUDA, **auto) is False
+
+
+def test_pooling_asked_of_a_graph_that_cannot_take_it_is_refused_with_the_fix(tmp_path: Path):
+    folder = build_tiny_model(tmp_path / "unmasked", dim=16)
+    (folder / "model.onnx").write_bytes(_graph_without("attention_mask", spec_from_folder(folder)))
+    spec = spec_from_folder(folder)
+    assert load_embedder(spec, providers="cpu").embed(["fine without"]).shape == (1, 16)
+    with pytest.raises(ModelLoadError, match="attention_mask input.*pool_in_graph=False"):
+        load_embedder(spec, providers="cpu", pool_in_graph=True)

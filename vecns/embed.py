@@ -486,11 +486,22 @@ def load_embedder(
             f"model {spec.model_id!r}: graph output {embedder._output!r} has dim {declared[-1]}; "
             f"the spec says dim={spec.dim}. Fix 'dim' in the model card."
         )
-    pooled = (provider == CUDA and graphs.available()) if pool_in_graph is None else pool_in_graph
-    pooled = pooled and spec.pooling in ("mean", "cls")
+    pooled = _pools_in_graph(spec, graph, embedder._output, provider=provider, asked=pool_in_graph)
     if precision == "fp32" and not pooled:
         return embedder
     return _rewritten(embedder, graph, chosen, Rewrite(precision, pooled, embedder._output), make)
+
+
+def _pools_in_graph(spec: ModelSpec, graph: bytes, output: str, *, provider: str, asked: bool | None) -> bool:
+    """Whether pooling goes inside the graph: when asked, else on CUDA if onnx is installed and the graph
+    can take it (a graph that cannot, e.g. an opset below 13, is pooled in numpy rather than refused)."""
+    if spec.pooling not in ("mean", "cls"):
+        return False
+    if asked is not None:
+        return asked
+    if provider != CUDA or not graphs.available():
+        return False
+    return graphs.with_pooling(graph, output=output, pooling=spec.pooling, normalize=spec.normalize) is not None
 
 
 def _rewritten(reference: Embedder, graph: bytes, providers: list[str], rewrite: Rewrite,

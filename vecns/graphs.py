@@ -171,6 +171,9 @@ class Rewrite:
         if self.pooled:
             pooled = with_pooling(graph, output=self.output, pooling=spec.pooling, normalize=spec.normalize)
             if pooled is None:
-                raise ModelLoadError(f"model {spec.model_id!r}: its graph cannot take pooling inside it.")
+                raise ModelLoadError(
+                    f"model {spec.model_id!r}: its graph cannot take pooling inside it (that needs opset 13 or "
+                    f"later, output {self.output!r}, and for mean pooling an attention_mask input). "
+                    "Use pool_in_graph=False.")
             graph = pooled
         return graph
