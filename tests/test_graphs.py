@@ -173,18 +173,27 @@ def test_packaged_models_in_fp16_and_pooled_in_graph_on_real_text(model_id: str)
 
 
 def test_on_cuda_pooling_goes_inside_only_graphs_that_can_take_it(tiny_spec):
-    from vecns.embed import _pools_in_graph
+    from vecns.embed import NO_REWRITE, _plan_rewrite
     from vecns.runtime import CPU, CUDA
 
     graph = tiny_spec.graph_path.read_bytes()
     old = onnx.load(str(tiny_spec.graph_path))
     old.opset_import[0].version = 12
-    auto = {"output": "last_hidden_state", "asked": None}
-    assert _pools_in_graph(tiny_spec, graph, provider=CUDA, **auto) is True
-    assert _pools_in_graph(tiny_spec, old.SerializeToString(), provider=CUDA, **auto) is False  # numpy pools it
-    assert _pools_in_graph(tiny_spec, graph, provider=CPU, **auto) is False
-    assert _pools_in_graph(tiny_spec, graph, provider=CPU, output="last_hidden_state", asked=True) is True
-    assert _pools_in_graph(dataclasses.replace(tiny_spec, pooling="none"), graph, provider=CUDA, **auto) is False
+    auto = {"output": "last_hidden_state", "precision": "fp32", "asked": None}
+
+    def pooled(spec, data, **kwargs) -> bool:
+        rewrite, out = _plan_rewrite(spec, data, **kwargs)
+        assert (graphs.POOLED_OUTPUT.encode() in out) == rewrite.pooled  # the bytes match the plan
+        return rewrite.pooled
+
+    assert pooled(tiny_spec, graph, provider=CUDA, **auto) is True
+    assert pooled(tiny_spec, old.SerializeToString(), provider=CUDA, **auto) is False  # numpy pools it
+    assert _plan_rewrite(tiny_spec, graph, provider=CPU, **auto) == (NO_REWRITE, graph)
+    assert pooled(tiny_spec, graph, provider=CPU, output="last_hidden_state", precision="fp32", asked=True) is True
+    assert pooled(dataclasses.replace(tiny_spec, pooling="none"), graph, provider=CUDA, **auto) is False
+    half, _ = _plan_rewrite(tiny_spec, old.SerializeToString(), provider=CUDA, output="last_hidden_state",
+                            precision="fp16", asked=None)
+    assert (half.precision, half.pooled) == ("fp16", False)
 
 
 def test_pooling_asked_of_a_graph_that_cannot_take_it_is_refused_with_the_fix(tmp_path: Path):

@@ -486,29 +486,31 @@ def load_embedder(
             f"model {spec.model_id!r}: graph output {embedder._output!r} has dim {declared[-1]}; "
             f"the spec says dim={spec.dim}. Fix 'dim' in the model card."
         )
-    pooled = _pools_in_graph(spec, graph, embedder._output, provider=provider, asked=pool_in_graph)
-    if precision == "fp32" and not pooled:
+    rewrite, data = _plan_rewrite(spec, graph, embedder._output, precision=precision, provider=provider,
+                                  asked=pool_in_graph)
+    if rewrite.precision == "fp32" and not rewrite.pooled:
         return embedder
-    return _rewritten(embedder, graph, chosen, Rewrite(precision, pooled, embedder._output), make)
+    return _rewritten(embedder, data, chosen, rewrite, make)
 
 
-def _pools_in_graph(spec: ModelSpec, graph: bytes, output: str, *, provider: str, asked: bool | None) -> bool:
-    """Whether pooling goes inside the graph: when asked, else on CUDA if onnx is installed and the graph
-    can take it (a graph that cannot, e.g. an opset below 13, is pooled in numpy rather than refused)."""
-    if spec.pooling not in ("mean", "cls"):
-        return False
-    if asked is not None:
-        return asked
-    if provider != CUDA or not graphs.available():
-        return False
-    return graphs.with_pooling(graph, output=output, pooling=spec.pooling, normalize=spec.normalize) is not None
+def _plan_rewrite(spec: ModelSpec, graph: bytes, output: str, *, precision: str, provider: str,
+                  asked: bool | None) -> tuple[Rewrite, bytes]:
+    """The rewrite to load with, and the graph's bytes under it.
+
+    Pooling goes inside the graph when asked, else on CUDA when onnx is installed and the graph can take
+    it (a graph that cannot, e.g. an opset below 13, is pooled in numpy rather than refused).
+    """
+    wanted = asked if asked is not None else provider == CUDA and graphs.available()
+    pooled = bool(wanted) and spec.pooling in graphs.POOLINGS
+    if precision == "fp32" and not pooled:
+        return NO_REWRITE, graph
+    return Rewrite(precision, pooled, output).resolve(spec, graph, required=asked is True)
 
 
-def _rewritten(reference: Embedder, graph: bytes, providers: list[str], rewrite: Rewrite,
+def _rewritten(reference: Embedder, data: bytes, providers: list[str], rewrite: Rewrite,
                make: Callable[[InferenceSession, Rewrite], Embedder]) -> Embedder:
-    """The embedder on the rewritten graph, checked against the file's own on ``PROBE_TEXTS``."""
+    """The embedder on the rewritten graph ``data``, checked against the file's own on ``PROBE_TEXTS``."""
     spec = reference.spec
-    data = rewrite.apply(spec, graph)
     embedder = make(runtime.open_session(spec, data, providers, reference.threads), rewrite)
     want = reference.embed(list(PROBE_TEXTS))
     got = embedder.embed(list(PROBE_TEXTS))

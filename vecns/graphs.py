@@ -13,16 +13,18 @@ rewrites can run here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from vecns.errors import ModelLoadError
 from vecns.models import ModelSpec
 
-__all__ = ["POOLED_OUTPUT", "PRECISIONS", "Rewrite", "available", "to_fp16", "with_pooling"]
+__all__ = ["POOLED_OUTPUT", "POOLINGS", "PRECISIONS", "Rewrite", "available", "to_fp16", "with_pooling"]
 
 POOLED_OUTPUT = "vecns_pooled"
 PRECISIONS = ("fp32", "fp16")
+# The card poolings a graph can take inside it.
+POOLINGS = ("mean", "cls")
 # Reduce* and Unsqueeze take their axes as an input from opset 13 on; older graphs are left alone.
 MIN_POOLING_OPSET = 13
 NORM_FLOOR = 1e-12
@@ -101,7 +103,7 @@ def with_pooling(graph: bytes, *, output: str, pooling: str, normalize: bool) ->
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     inputs = {i.name for i in model.graph.input}
     outputs = {o.name: o for o in model.graph.output}
-    if opset < MIN_POOLING_OPSET or output not in outputs or pooling not in ("mean", "cls"):
+    if opset < MIN_POOLING_OPSET or output not in outputs or pooling not in POOLINGS:
         return None
     if pooling == "mean" and "attention_mask" not in inputs:
         return None
@@ -166,14 +168,26 @@ class Rewrite:
         Raises:
             ModelLoadError: onnx is missing, or the graph cannot be rewritten.
         """
-        if self.precision == "fp16":
-            graph = to_fp16(graph)
-        if self.pooled:
-            pooled = with_pooling(graph, output=self.output, pooling=spec.pooling, normalize=spec.normalize)
-            if pooled is None:
-                raise ModelLoadError(
-                    f"model {spec.model_id!r}: its graph cannot take pooling inside it (that needs opset 13 or "
-                    f"later, output {self.output!r}, and for mean pooling an attention_mask input). "
-                    "Use pool_in_graph=False.")
-            graph = pooled
-        return graph
+        return self.resolve(spec, graph, required=True)[1]
+
+    def resolve(self, spec: ModelSpec, graph: bytes, *, required: bool) -> tuple[Rewrite, bytes]:
+        """The rewrite that really applies to this graph, with the rewritten bytes.
+
+        Pooling the graph cannot take (opset below 13, no ``attention_mask`` for mean pooling) is refused
+        when ``required``, else left to numpy: the returned rewrite then says ``pooled=False``.
+
+        Raises:
+            ModelLoadError: onnx is missing, the graph cannot be rewritten, or required pooling cannot go in.
+        """
+        data = to_fp16(graph) if self.precision == "fp16" else graph
+        if not self.pooled:
+            return self, data
+        pooled = with_pooling(data, output=self.output, pooling=spec.pooling, normalize=spec.normalize)
+        if pooled is not None:
+            return self, pooled
+        if required:
+            raise ModelLoadError(
+                f"model {spec.model_id!r}: its graph cannot take pooling inside it (that needs opset 13 or "
+                f"later, output {self.output!r}, and for mean pooling an attention_mask input). "
+                "Use pool_in_graph=False.")
+        return replace(self, pooled=False), data
