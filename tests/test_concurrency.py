@@ -194,3 +194,42 @@ def test_writers_of_two_namespaces_in_parallel_stay_isolated(store):
     assert errors == []
     assert (a.count(), b.count()) == (150, 150)
     assert {o.id[0] for o in a} == {"a"} and {o.id[0] for o in b} == {"b"}
+
+
+def test_selective_filter_searches_while_their_matches_are_deleted(store):
+    # A filter's matching keys come from DuckDB, their vectors from the index: a delete committed between
+    # the two must shrink the candidates, never fail the search.
+    ns = store.create_namespace("v", dim=8)
+    rng = np.random.default_rng(3)
+    ns.add([{"id": f"bulk{i}", "vector": rng.standard_normal(8) + 0.01, "collection": "bulk"} for i in range(1500)])
+    hot = [f"hot{i}" for i in range(600)]
+    stop = time.monotonic() + 3.0
+    errors: list[BaseException] = []
+    searches = 0
+
+    def churn() -> None:
+        try:
+            while time.monotonic() < stop:
+                ns.add([{"id": i, "vector": rng.standard_normal(8) + 0.01, "collection": "hot"} for i in hot])
+                ns.delete(hot)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def search() -> None:
+        nonlocal searches
+        query = np.ones(8, dtype=np.float32)
+        try:
+            while time.monotonic() < stop:
+                hits = ns.search(query, k=10, filters={"collection_ids": ["hot"]})
+                assert all(h.collection == "hot" for h in hits)
+                searches += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=churn), threading.Thread(target=search), threading.Thread(target=search)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [], errors[:3]
+    assert searches > 50

@@ -218,6 +218,16 @@ def test_get_of_missing_key_raises_not_found() -> None:
     assert index.get([]).shape == (0, 4)
 
 
+def test_get_present_leaves_out_absent_keys_and_keeps_the_order() -> None:
+    index = _filled(5, 4)
+    present, vectors = index.get_present([3, 42, 0, 7])
+    np.testing.assert_array_equal(present, [3, 0])
+    np.testing.assert_array_equal(vectors, index.get([3, 0]))
+    empty_keys, empty = index.get_present([42])
+    assert empty_keys.size == 0 and empty.shape == (0, 4)
+    assert index.get_present([])[1].shape == (0, 4)
+
+
 @pytest.mark.parametrize("k", [1, 5, 10, 11, MAX_K])
 def test_k_beyond_count_returns_every_key(k: int) -> None:
     index = _filled(10, 4)

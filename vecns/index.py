@@ -484,6 +484,31 @@ class VectorIndex:
             vectors = self._index.get(key_arr, dtype=np.float32)
         return np.asarray(vectors, dtype=np.float32).reshape(key_arr.size, self._dim)
 
+    def get_present(self, keys: object) -> tuple[np.ndarray, np.ndarray]:
+        """The keys of ``keys`` that the index holds, with their vectors, read under one lock.
+
+        Unlike ``contains`` followed by ``get``, a remove on another thread cannot take a key away between
+        the two, so searching a filter's matching keys never fails on a concurrent delete.
+
+        Args:
+            keys: Keys to look up; absent ones are left out.
+
+        Returns:
+            ``(present, vectors)``: the present keys (int64, in the order given) and their stored vectors
+            (float32, shape (n, dim), rounded as in ``get``).
+
+        Raises:
+            ValidationError: A key is out of range.
+        """
+        key_arr = as_keys(keys)
+        with self._lock.read():
+            if key_arr.size:
+                key_arr = key_arr[np.asarray(self._index.contains(key_arr), dtype=bool).reshape(-1)]
+            if key_arr.size == 0:
+                return key_arr, np.empty((0, self._dim), dtype=np.float32)
+            vectors = self._index.get(key_arr, dtype=np.float32)
+        return key_arr, np.asarray(vectors, dtype=np.float32).reshape(key_arr.size, self._dim)
+
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """Every key (sorted, int64) with its stored vector (float32, rounded as in ``get``), read together.
 

@@ -442,8 +442,8 @@ class Namespace:
                 if keep.sum() >= k or want >= total:
                     return keys[keep][:k], scores[keep][:k]
                 want *= 4
-        present = allowed[index.contains(allowed)]
-        return exact_search(vector, index.get(present), present, k, metric=feature.metric)
+        present, vectors = index.get_present(allowed)
+        return exact_search(vector, vectors, present, k, metric=feature.metric)
 
     def _stored(self, keys: list[int], *, include_text: bool) -> dict[int, rows_db.StoredObject]:
         """The objects behind search hits; without text, hot hits come from the store's hit cache."""
