@@ -157,8 +157,11 @@ def test_writes_during_the_migration_arrive_in_the_target(env, docs):
                    for i in range(0, 100, 10)])
     source.delete([docs[i].id for i in range(5, 100, 10)])
     source.add([{"id": f"new-{i}", "text": f"a new object about topic {i}"} for i in range(10)])
+    # Deleted, then added again: the id comes back under a new key, and both keys' changes are replayed.
+    source.add([{"id": docs[i].id, "text": f"back again as number {i}"} for i in (5, 15)])
     status = migration.wait(60)
     assert status.status == "completed", status.error
+    assert status.caught_up > 0  # the engine replayed the writes, not only cutover
     store.cutover(migration, alias="prod")  # applies anything that landed after the last catch-up round
     want, got = expected_vectors(store, source), target_vectors(store, "dst")
     assert set(got) == set(want)
@@ -166,6 +169,23 @@ def test_writes_during_the_migration_arrive_in_the_target(env, docs):
         np.testing.assert_allclose(got[object_id], vector, atol=1e-5)
     target = store.namespace("dst")
     assert target.get(docs[10].id).metadata == {"i": -10}
+    assert target.get(docs[5].id).text == "back again as number 5"
+
+
+@pytest.mark.parametrize("migration_type", ["re_extract", "copy"])
+def test_an_id_deleted_and_added_again_before_cutover_arrives(env, docs, migration_type):
+    store, source = env
+    changes = {} if migration_type == "re_extract" else {"migration_type": "copy", "feature_extractors": []}
+    status = vecns.migrate(store, body(**changes))
+    assert status.status == "completed", status.error
+    gone = [docs[i].id for i in (1, 2, 3)]
+    source.delete(gone)
+    source.add([{"id": i, "text": f"{i} returns with new words"} for i in gone[:2]])
+    result = store.cutover(status.id, alias="prod")  # the last delta, replayed under the write lock
+    target = store.namespace("dst")
+    assert {o.id for o in target} == {o.id for o in source}
+    assert target.get(gone[0]).text == f"{gone[0]} returns with new words"
+    assert result.applied_changes > 0
 
 
 def test_cancel_takes_effect_within_two_batches_and_resume_finishes(env):

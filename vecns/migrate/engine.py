@@ -355,7 +355,7 @@ class Engine:
             current = {o.key: o for o in rows_db.get(self._catalog, self._plan.source, keys=chunk,
                                                       where=filters.where, params=filters.params)}
             objects = sorted(current.values(), key=lambda o: o.key)
-            removed = [last[k] for k in chunk if k not in current]
+            removed = self._removed_ids([last[k] for k in chunk if k not in current])
             final = start + self._batch_size >= len(keys)
             if objects:
                 batch = Batch(0, objects)
@@ -364,6 +364,19 @@ class Engine:
                 self._commit(batch, checkpoint=False, applied_seq=head if final and not removed else None)
             if removed:
                 self._delete(removed, applied_seq=head if final else None)
+
+    def _removed_ids(self, candidates: list[str]) -> list[str]:
+        """The ids among ``candidates`` (ids of keys gone from the source or its filter) to delete.
+
+        An id deleted and then added again in the source has a new key; its old key's change must not
+        delete the target row that the new key's change writes.
+        """
+        if not candidates:
+            return []
+        filters = self._plan.filters
+        live = {o.id for o in rows_db.get(self._catalog, self._plan.source, ids=candidates, where=filters.where,
+                                          params=filters.params, with_text=False)}
+        return [i for i in dict.fromkeys(candidates) if i not in live]
 
     def _delete(self, ids: list[str], *, applied_seq: int | None) -> None:
         with self._catalog.write_lock:
