@@ -117,6 +117,8 @@ def test_every_command_has_help_for_each_option(tmp_path: Path, path: tuple[str,
             assert param.help, f"option {param.opts} of '{' '.join(path)}' has no help"
             assert param.opts[0] in result.stdout
     assert not (tmp_path / "vecns-store").exists()
+    if not isinstance(command, click.Group):  # each command takes --json after its name as well as before
+        assert "--json" in [opt for param in command.params for opt in param.opts], path
 
 
 def test_expected_commands_exist():

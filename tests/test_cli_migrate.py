@@ -151,6 +151,9 @@ def test_create_start_status_list_failures_delete(store_path: Path, config: str,
     assert migration_id.startswith("mig_")
     status = run_json(store_path, "migrate", "status", migration_id)
     assert (status["status"], status["processed"], status["failures"]) == ("draft", 0, 0)
+    after = run(store_path, "migrate", "status", migration_id, "--json")  # --json after the command, too
+    assert after.exit_code == 0, after.stderr
+    assert json.loads(after.stdout) == status
     assert [m["id"] for m in run_json(store_path, "migrate", "list", "--status", "draft")] == [migration_id]
 
     # The engine embeds on worker threads; make the model refuse one text so that object alone fails.

@@ -180,8 +180,35 @@ def fields_table(fields: Mapping[str, Any], *, title: str | None = None) -> Tabl
     return out
 
 
-class _RootGroup(click.Group):
+_JSON_HELP = "Print the result as JSON on stdout, and nothing else there (for scripts)."
+
+
+def _json_after_command(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    state = ctx.find_object(CliState)
+    if value and state is not None:
+        state.as_json = True
+
+
+class _Command(click.Command):
+    """A sub-command that also takes ``--json`` after its name (``vecns migrate status ID --json``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["--json"], is_flag=True, expose_value=False, is_eager=True,
+                                        callback=_json_after_command, help=_JSON_HELP))
+
+
+class _Group(click.Group):
+    """A command group whose commands (and sub-groups' commands) take ``--json`` after their name too."""
+
+    command_class = _Command
+    group_class = type  # sub-groups are _Group as well
+
+
+class _RootGroup(_Group):
     """The top-level group: closes the store after every command and turns vecns errors into one line."""
+
+    group_class = _Group
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -200,8 +227,7 @@ class _RootGroup(click.Group):
 @click.option("--store", "store_path", envvar=STORE_ENV, default=DEFAULT_STORE, show_default=True,
               show_envvar=True, type=click.Path(file_okay=False, path_type=Path),
               help="The store directory (vecns.duckdb plus indexes/).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the result as JSON on stdout, and nothing else there (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help=_JSON_HELP + " Also accepted after any sub-command.")
 @click.version_option(package_name="vecns", prog_name="vecns", message="%(prog)s %(version)s",
                       help="Show the vecns version and exit.")
 @click.pass_context
