@@ -110,3 +110,37 @@ def test_a_receiver_that_never_answers_costs_the_migration_no_time(env, monkeypa
         assert threading.get_ident() in migration_threads  # sends happen on the migration's own thread
     finally:
         hung.close()
+
+
+def test_a_receiver_on_this_machine_needs_no_opt_in(env, receiver):
+    store, _ = env
+    url, got = receiver
+    status = vecns.migrate(store, body(webhook_url=url))
+    assert status.status == "completed"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(b'"migration.completed"' in raw for _, raw in got):
+        time.sleep(0.05)
+    assert any(b'"migration.completed"' in raw for _, raw in got)
+
+
+def test_a_receiver_whose_host_stops_resolving_costs_the_events_not_the_migration(env, monkeypatch):
+    store, _ = env
+    real = socket.getaddrinfo
+
+    def public(host, port, *args, **kwargs):
+        if host == "hooks.example.com":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", public)
+    migration = store.migrations.create(body(webhook_url="https://hooks.example.com/vecns"))
+
+    def gone(host, *args, **kwargs):
+        if host == "hooks.example.com":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", gone)
+    migration.start()
+    status = migration.wait(60)
+    assert status.status == "completed", status

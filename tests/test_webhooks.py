@@ -338,12 +338,33 @@ def test_address_is_checked_again_at_connect_time(receiver: Receiver, monkeypatc
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    hooks = sender(f"http://hooks.example.com:{port}/hook", allow_private=False)
+    hooks = sender(f"http://hooks.example.com:{port}/hook", allow_private=False, allow_loopback=False)
     hooks.send(events(0)[0])
     hooks.close(timeout=5)
 
     assert receiver.requests == []
     assert (hooks.delivered, hooks.failures) == ([], 1)
+
+
+def test_a_rebinding_to_a_private_address_is_refused_at_connect_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["8.8.8.8"])
+    connected: list[Any] = []
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers, "10.9.8.7"), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(socket, "create_connection", lambda *args, **kwargs: connected.append(args))
+    hooks = sender("http://hooks.example.com/hook", allow_private=False)  # loopback allowed, private not
+    hooks.send(events(0)[0])
+    hooks.close(timeout=5)
+
+    assert connected == []
+    assert (hooks.delivered, hooks.failures) == ([], 1)
+
+
+LOOPBACK_URLS = ["http://localhost/", "http://api.localhost:8080/", "http://127.0.0.1:8765/hook", "http://[::1]/",
+                 "http://[::ffff:127.0.0.1]/"]
 
 
 @pytest.mark.parametrize(
@@ -386,12 +407,20 @@ def test_address_is_checked_again_at_connect_time(receiver: Receiver, monkeypatc
     ],
 )
 def test_unsafe_urls_are_refused(url: str) -> None:
+    strict = url in LOOPBACK_URLS  # a receiver on this machine is refused only when loopback is turned off
     with pytest.raises(ConfigError, match="webhook URL") as caught:
-        validate_webhook_url(url)
+        validate_webhook_url(url, allow_loopback=not strict)
 
     message = str(caught.value)
     assert "pw" not in message
     assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("url", LOOPBACK_URLS)
+def test_a_receiver_on_this_machine_is_allowed_unless_loopback_is_turned_off(url: str) -> None:
+    assert validate_webhook_url(url) == url
+    with pytest.raises(ConfigError, match=r"loopback|localhost"):
+        validate_webhook_url(url, allow_loopback=False)
 
 
 @pytest.mark.parametrize(

@@ -164,7 +164,7 @@ class MigrationConfig(_Frozen):
         on_error: Per-object failures: ``skip`` (record and go on) or ``fail`` (stop the migration).
         webhook_url: Where to POST migration events, or None.
         webhook_secret: Secret for the events' HMAC signature, or None.
-        allow_private_webhooks: Allow a webhook receiver on a local or private address.
+        allow_private_webhooks: Allow a webhook receiver on a private network (one on this machine needs no opt-in).
     """
 
     migration_type: Literal["re_extract", "copy", "extend"]

@@ -7,13 +7,18 @@ hangs, errors or is gone never slows the migration: ``send()`` only enqueues.
 Each request carries ``X-Vecns-Event-Id`` (receivers de-duplicate on it: delivery is at least once) and,
 when a secret is set, ``X-Vecns-Signature: sha256=<hex HMAC-SHA256 of the body>``; receivers check it with
 ``verify_signature``. Redirects are never followed, and unless private receivers are allowed, every address
-the host resolves to must be public, both when the sender is made and again at each connection.
+the host resolves to must be public or this machine's loopback, both when the sender is made and again at
+each connection. Loopback is allowed because vecns runs in its caller's process: a receiver on the same
+machine reaches nothing the caller could not reach itself. What reaches other machines (private networks,
+link-local and the cloud metadata address, shared, multicast, reserved) needs the opt-in. A service that
+takes configs from other parties (a server) passes ``allow_loopback=False``.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import http.client
@@ -51,7 +56,8 @@ _MAX_BACKOFF_S = 30.0
 _MAX_RESPONSE_BYTES = 64 * 1024
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_PRIVATE_FIX = "Set allow_private_webhooks=true to deliver to a local or private receiver."
+_PRIVATE_FIX = "Set allow_private_webhooks=true to deliver to a receiver on a private network."
+_LOOPBACK_FIX = "This sender refuses receivers on this machine (allow_loopback=False)."
 
 logger = logging.getLogger("vecns.webhooks")
 
@@ -140,18 +146,21 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def validate_webhook_url(url: str, *, allow_private: bool = False) -> str:
+def validate_webhook_url(url: str, *, allow_private: bool = False, allow_loopback: bool = True) -> str:
     """Check that a webhook URL is safe to POST to.
 
     Only ``http`` and ``https`` are accepted, with a host and without user info. Unless ``allow_private``
     is set, the host must not be written as a bare, hex or octal number (``2130706433``, ``0x7f.1``), and
-    every address it resolves to must be public: loopback, private, shared, link-local (cloud metadata at
-    169.254.169.254 included), multicast, reserved and unspecified addresses are refused, also when
-    wrapped in IPv6 (``[::ffff:127.0.0.1]``). Resolution happens only when ``allow_private`` is False.
+    every address it resolves to must be public, or loopback (``localhost``, ``127.0.0.1``, ``[::1]``) while
+    ``allow_loopback`` holds: private, shared, link-local (cloud metadata at 169.254.169.254 included),
+    multicast, reserved and unspecified addresses are refused, also when wrapped in IPv6
+    (``[::ffff:10.0.0.1]``). Resolution happens only when ``allow_private`` is False.
 
     Args:
         url: The receiver's URL.
-        allow_private: Allow local and private receivers (a receiver on the same machine or network).
+        allow_private: Allow receivers on private networks and other non-public addresses.
+        allow_loopback: Allow a receiver on this machine (the default; a server taking configs from other
+            parties turns it off).
 
     Returns:
         ``url``, unchanged.
@@ -190,7 +199,7 @@ def validate_webhook_url(url: str, *, allow_private: bool = False) -> str:
         )
     if allow_private:
         return url
-    _check_host(host, port or (443 if scheme == "https" else 80), shown)
+    _check_host(host, port or (443 if scheme == "https" else 80), shown, allow_loopback=allow_loopback)
     return url
 
 
@@ -249,6 +258,7 @@ class WebhookSender:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         allow_private: bool = False,
+        allow_loopback: bool = True,
     ) -> None:
         """Check the URL and start the delivery thread.
 
@@ -261,12 +271,13 @@ class WebhookSender:
             max_queue: Most events waiting for delivery.
             clock: Monotonic clock in seconds (injectable for tests).
             sleep: Sleeps between retries (injectable for tests).
-            allow_private: Allow local and private receivers.
+            allow_private: Allow receivers on private networks and other non-public addresses.
+            allow_loopback: Allow a receiver on this machine.
 
         Raises:
             ConfigError: If the URL is not allowed or a setting is out of range.
         """
-        self.url = validate_webhook_url(url, allow_private=allow_private)
+        self.url = validate_webhook_url(url, allow_private=allow_private, allow_loopback=allow_loopback)
         _check_setting("timeout", timeout, minimum=0.0, exclusive=True)
         _check_setting("max_retries", max_retries, minimum=0, integer=True)
         _check_setting("backoff", backoff, minimum=0.0)
@@ -283,6 +294,7 @@ class WebhookSender:
         self._clock = clock
         self._sleep = sleep
         self._allow_private = allow_private
+        self._allow_loopback = allow_loopback
         self._user_agent = f"vecns/{_vecns_version()}"
         self._tls: ssl.SSLContext | None = None
         self._cond = threading.Condition()
@@ -496,7 +508,8 @@ class WebhookSender:
         if not self._allow_private:
             # Check the addresses again at connect time, so a DNS answer that changed since the URL
             # was validated cannot steer the request to an internal address.
-            conn._create_connection = _guarded_connect  # type: ignore[attr-defined]
+            conn._create_connection = functools.partial(  # type: ignore[attr-defined]
+                _guarded_connect, allow_loopback=self._allow_loopback)
         try:
             crashpoint("webhook_in_flight")
             conn.request("POST", path, body=body, headers=headers)
@@ -512,7 +525,8 @@ class _RefusedAddress(OSError):
 
 
 def _guarded_connect(
-    address: tuple[str, int], timeout: float | None = None, source_address: tuple[str, int] | None = None
+    address: tuple[str, int], timeout: float | None = None, source_address: tuple[str, int] | None = None, *,
+    allow_loopback: bool,
 ) -> socket.socket:
     host, port = address
     try:
@@ -520,7 +534,7 @@ def _guarded_connect(
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host!r}: {exc}") from exc
     for info in infos:
-        reason = _refusal(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
+        reason = _refusal(ipaddress.ip_address(info[4][0].split("%", 1)[0]), allow_loopback=allow_loopback)
         if reason:
             raise _RefusedAddress(f"host {host!r} now resolves to {info[4][0]} ({reason})")
     error: OSError | None = None
@@ -532,10 +546,12 @@ def _guarded_connect(
     raise error or OSError(f"no address for {host!r}")
 
 
-def _check_host(host: str, port: int, shown: str) -> None:
+def _check_host(host: str, port: int, shown: str, *, allow_loopback: bool) -> None:
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        if allow_loopback:
+            return  # loopback by definition (RFC 6761); the connection checks the addresses it really gets
         raise ConfigError(
-            f"webhook URL {shown!r} points at localhost; expected a public host. {_PRIVATE_FIX}"
+            f"webhook URL {shown!r} points at localhost; expected a public host. {_LOOPBACK_FIX}"
         )
     if _is_ip_literal(host):
         addresses = [ipaddress.ip_address(host.split("%", 1)[0])]
@@ -554,15 +570,16 @@ def _check_host(host: str, port: int, shown: str) -> None:
             ) from exc
         addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
     for address in addresses:
-        reason = _refusal(address)
+        reason = _refusal(address, allow_loopback=allow_loopback)
         if reason:
-            raise ConfigError(
-                f"webhook URL {shown!r} resolves to {address} ({reason}); expected a public address. "
-                f"{_PRIVATE_FIX}"
-            )
+            fix = _LOOPBACK_FIX if reason == "loopback" else _PRIVATE_FIX
+            expected = "a public or loopback address" if allow_loopback else "a public address"
+            raise ConfigError(f"webhook URL {shown!r} resolves to {address} ({reason}); expected {expected}. {fix}")
 
 
-def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_loopback: bool) -> str | None:
+    if allow_loopback and address.is_loopback:
+        return None
     if isinstance(address, ipaddress.IPv6Address):
         embedded = address.ipv4_mapped or address.sixtofour
         if embedded is None and address in _NAT64:
@@ -570,7 +587,7 @@ def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | No
         if embedded is None and address.teredo is not None:
             embedded = address.teredo[1]
         if embedded is not None:
-            inner = _refusal(embedded)
+            inner = _refusal(embedded, allow_loopback=allow_loopback)
             return f"IPv6 wrapping {embedded}: {inner}" if inner else None
     checks = (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
               ("link-local", address.is_link_local), ("multicast", address.is_multicast),
