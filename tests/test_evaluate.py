@@ -159,10 +159,16 @@ def test_the_gate_refuses_the_worse_namespace_and_allows_the_better(env):
     assert abs(gap) > 0.05 and abs(scores["back"] - scores["src"]) < abs(gap) / 2, scores
     gate = {"metric": "ndcg@10", "max_drop": 0.0}
     better, worse = (forward, back) if scores["dst"] > scores["src"] else (back, forward)
-    with pytest.raises(vecns.CutoverRefusedError, match="worse than allowed"):
+    with pytest.raises(vecns.CutoverRefusedError, match="worse than allowed") as refused:
         store.cutover(worse, alias="gated", gate=gate)
+    low, high = sorted((scores[worse.status().source], scores[worse.status().target]))
+    assert f"source {high:.4f}, target {low:.4f}" in str(refused.value)  # both numbers in the message
     result = store.cutover(better, alias="gated", gate=gate)
     assert "ndcg@10" in result.gate and store.namespace("gated").name == result.target
+    # A target measured on another dataset than the source's newest result is not compared blindly.
+    evaluate(store.namespace(better.status().target), queries, qrels, dataset="elsewhere")
+    with pytest.raises(vecns.CutoverRefusedError, match=r"source namespace on dataset 'elsewhere'"):
+        store.cutover(better, alias="other", gate=gate)
 
 
 @pytest.mark.parametrize(("queries", "qrels", "kwargs", "error", "match"), [

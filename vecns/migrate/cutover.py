@@ -78,16 +78,20 @@ def check_gate(store: Store, gate: Gate | None, source_id: str, target_id: str) 
                               f"{dict(gate)!r}.")
     metric, max_drop, dataset = gate["metric"], float(gate.get("max_drop", 0.0)), gate.get("dataset")
     found = {}
-    for role, ns_id in (("source", source_id), ("target", target_id)):
+    # The target's newest evaluation names the dataset (unless the gate does); the source must have been
+    # measured on that same dataset, or the two numbers say nothing about each other.
+    for role, ns_id in (("target", target_id), ("source", source_id)):
         stored = mig_db.latest_evaluation(store._catalog, ns_id, dataset=dataset)
         if stored is None or metric not in stored[1]:
+            on = f" on dataset {dataset!r}" if dataset is not None else ""
             raise CutoverRefusedError(
-                f"the gate needs {metric} of the {role} namespace, and none is stored. Evaluate both namespaces "
-                "on the same queries first (vecns.evaluate / vecns eval), then cut over."
+                f"the gate needs {metric} of the {role} namespace{on}, and none is stored. Evaluate both "
+                "namespaces on the same queries first (vecns.evaluate / vecns eval), then cut over."
             )
+        dataset = stored[0]
         found[role] = float(stored[1][metric])
     drop = found["source"] - found["target"]
-    verdict = (f"{metric}: source {found['source']:.4f}, target {found['target']:.4f} "
+    verdict = (f"{metric} on {dataset!r}: source {found['source']:.4f}, target {found['target']:.4f} "
                f"(drop {drop:+.4f}, allowed {max_drop:.4f})")
     if drop > max_drop:
         raise CutoverRefusedError(f"the target is worse than allowed: {verdict}. Keep the source, or relax max_drop.")
