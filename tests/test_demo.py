@@ -51,6 +51,8 @@ def test_demo_runs_migrates_while_writing_evaluates_and_cuts_over(tmp_path: Path
     assert f"left migration {migration_id} interrupted at 120/120 objects" in output
     assert f"'vecns --store {path} migrate resume {migration_id}'" in output
     assert "ndcg@10" in output and "cutover:" in output and "arrived in the target" in output
+    assert "better," in output and "top-10 overlap" in output  # the comparison beside the metric table
+    assert f"what to try next: vecns --store {path} search prod" in output
     with vecns.connect(path, read_only=True) as store:
         assert [m.id for m in store.migrations.list()] != [migration_id]
         assert store.aliases.get("prod").namespace in ("stdlib-l3", "stdlib-l6")

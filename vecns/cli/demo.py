@@ -84,11 +84,18 @@ def _render_demo(result: Any) -> Callable[[Console], None]:
                            f"in {result.seconds.get('migrate', 0):.1f} s on {migration['provider']}; "
                            f"live writes {result.live_writes} "
                            f"{'arrived in the target' if result.live_writes_arrived else 'did NOT all arrive'}"))
+        compared = result.comparison
+        if compared:
+            spearman = compared.get("spearman")
+            console.print(Text(
+                f"per query, ndcg@{compared['k']} of {names[1]} against {names[0]}: {compared['wins']} better, "
+                f"{compared['losses']} worse, {compared['ties']} equal; top-{compared['k']} overlap "
+                f"{compared['overlap']:.2f}" + (f", rank correlation {spearman:.2f}" if spearman is not None else "")))
         console.print(Text(f"cutover: {result.cutover}"))
         console.print(table(("id", "score", "text"), [(h["id"], f"{h['score']:.3f}", (h["text"] or "")[:90])
                                                      for h in result.hits], title="search through prod"))
-        console.print(Text(
-            f"next: vecns --store {result.path} search prod \"your question\" | "
-            f"vecns --store {result.path} alias rollback prod | vecns --store {result.path} migrate list | "
-            f"vecns --store {result.path} ns show stdlib-l6"))
+        console.print(Text("what to try next:"))
+        for command in ('search prod "your question"', "alias rollback prod", "migrate list",
+                        "ns show stdlib-l6", "eval --help"):
+            console.print(Text(f"  vecns --store {result.path} {command}"))
     return render
