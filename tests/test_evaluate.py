@@ -509,6 +509,32 @@ def test_cli_ingest_eval_compare_and_bench(tmp_path: Path, tiny_models):
     assert png.is_file() == _has_matplotlib()
 
 
+def test_eval_and_compare_report_progress_and_draw_bars(tmp_path: Path, tiny_models, monkeypatch):
+    from vecns.cli import CliState
+    from vecns.evaluate import QUERY_CHUNK
+
+    store_path, beir = tmp_path / "store", write_beir(tmp_path / "small", SMALL)
+    with vecns.connect(store_path) as store:
+        store.models.register(tiny_models[0], model_id="tiny-a")
+        ns = store.create_namespace("a", "tiny-a")
+        ns.add([{"id": f"d{i}", "text": f"document number {i} about {i % 7}"} for i in range(50)])
+        queries = {f"q{i}": f"about {i % 7} number {i}" for i in range(QUERY_CHUNK + 10)}
+        qrels = {qid: {f"d{i % 50}": 1} for i, qid in enumerate(queries)}
+        seen: list[tuple[int, int]] = []
+        evaluate(ns, queries, qrels, k=5, store_result=False, progress=lambda *a: seen.append(a))
+        assert seen == [(QUERY_CHUNK, len(queries)), (len(queries), len(queries))]  # one step per chunk
+        seen.clear()
+        compare(ns, ns, queries, k=5, progress=lambda *a: seen.append(a))
+        assert seen[-1] == (2 * len(queries), 2 * len(queries)) and len(seen) == 4
+        for name in ("b", "c"):
+            store.create_namespace(name, "tiny-a")
+    for name in ("b", "c"):
+        assert _cli(store_path, "ingest", name, "--beir", str(beir)).exit_code == 0
+    monkeypatch.setattr(CliState, "interactive", property(lambda self: True))
+    assert _cli(store_path, "eval", "b", "--beir", str(beir)).exit_code == 0
+    assert _cli(store_path, "compare", "b", "c", "--beir", str(beir)).exit_code == 0
+
+
 def _has_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401

@@ -30,7 +30,7 @@ from vecns.errors import (
     ValidationError,
 )
 from vecns.metrics import check_ks, check_qrel, mean_metrics, query_metrics, trec_order
-from vecns.namespace import DEFAULT_BATCH_SIZE, Namespace
+from vecns.namespace import DEFAULT_BATCH_SIZE, EXACT_MAX_MATCHES, Namespace
 from vecns.validation import check_k
 
 if TYPE_CHECKING:
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 Queries = Mapping[str, Any] | Iterable[tuple[str, Any]]
 Qrels = Mapping[str, Mapping[str, int]]
+# Queries embedded per call, so a progress bar moves during a long evaluation.
+QUERY_CHUNK = 256
 DEFAULT_KS = (1, 5, 10, 100)
 
 
@@ -197,26 +199,37 @@ def _query_items(queries: Queries) -> dict[str, Any]:
     return out
 
 
-def _rankings(namespace: Namespace, queries: Mapping[str, Any], *, k: int,
-              filters: Mapping[str, Any] | None) -> dict[str, list[tuple[str, float]]]:
-    """Search every query once; texts are embedded together, as queries, by the namespace's own model."""
+def _rankings(namespace: Namespace, queries: Mapping[str, Any], *, k: int, filters: Mapping[str, Any] | None,
+              progress: Callable[[int], None] | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Search every query once; texts are embedded, as queries, by the namespace's own model, a chunk at a
+    time (``progress`` gets the count of queries embedded after each)."""
     k = check_k(k)
     feature = namespace.feature()
     texts = {qid: q for qid, q in queries.items() if isinstance(q, str)}
     vectors: dict[str, Any] = {}
     if texts and feature.extractor is not None:
         embedder = namespace._store._embedder_for(namespace, feature)
-        vectors.update(zip(texts, embedder.embed(list(texts.values()), kind="query"), strict=True))
+        ids = list(texts)
+        for start in range(0, len(ids), QUERY_CHUNK):
+            chunk = ids[start:start + QUERY_CHUNK]
+            vectors.update(zip(chunk, embedder.embed([texts[q] for q in chunk], kind="query"), strict=True))
+            if progress is not None:
+                progress(len(chunk))
+    rest = [qid for qid in queries if qid not in vectors]
     vectors = {qid: vectors[qid] if qid in vectors else namespace._query_vector(query, feature)
                for qid, query in queries.items()}
+    if progress is not None and rest:
+        progress(len(rest))
     if filters is not None:
         return {qid: [(hit.id, hit.score) for hit in namespace.search(vector, k=k, filters=filters)]
                 for qid, vector in vectors.items()}
-    # Without filters, one batched index search and one catalog read replace a search call per query.
+    # Without filters, one batched index search and one catalog read replace a search call per query; a
+    # small namespace is searched exactly, as Namespace.search does, so the metrics rank what users get.
     index = namespace._store._indexes.get(namespace.record, feature)
     if not len(index):
         return {qid: [] for qid in vectors}
-    keys, scores = index.search(np.stack(list(vectors.values())), k)
+    search = index.search_exact if len(index) <= EXACT_MAX_MATCHES else index.search
+    keys, scores = search(np.stack(list(vectors.values())), k)
     found = rows_db.get(namespace._store._catalog, namespace.record, keys=np.unique(keys[keys >= 0]).tolist())
     ids = {stored.key: stored.id for stored in found}
     return {qid: [(ids[key], float(score)) for key, score in zip(keys[i].tolist(), scores[i].tolist(), strict=True)
@@ -250,7 +263,7 @@ def _migration_id(namespace: Namespace, migration: Any) -> str | None:
 
 def evaluate(namespace: Namespace, queries: Queries, qrels: Qrels, *, k: int | Iterable[int] = DEFAULT_KS,
              filters: Mapping[str, Any] | None = None, dataset: str = "default", store_result: bool = True,
-             migration: Any = None) -> EvalReport:
+             migration: Any = None, progress: Callable[[int, int], None] | None = None) -> EvalReport:
     """Measure how well a namespace ranks judged documents for each query.
 
     Each query is searched once for ``max(k)`` hits, text embedded by the namespace's own locked model (as a
@@ -275,6 +288,7 @@ def evaluate(namespace: Namespace, queries: Queries, qrels: Qrels, *, k: int | I
         dataset: Label the stored result carries (the cutover gate may ask for it).
         store_result: Store the overall metrics in the catalog for this namespace (and ``migration``).
         migration: The migration (or its id) this evaluation is for; the namespace must be its source or target.
+        progress: Called with (queries embedded, queries to embed) as the queries are embedded.
 
     Returns:
         The report.
@@ -301,7 +315,8 @@ def evaluate(namespace: Namespace, queries: Queries, qrels: Qrels, *, k: int | I
         raise ReadOnlyError("cannot store an evaluation: the store is open read-only. Pass store_result=False, "
                             "or open the store with read_only=False.")
     migration_id = _migration_id(namespace, migration)
-    rankings = _rankings(namespace, {qid: items[qid] for qid in judged}, k=ks[-1], filters=filters)
+    rankings = _rankings(namespace, {qid: items[qid] for qid in judged}, k=ks[-1], filters=filters,
+                         progress=_counter(progress, len(judged)))
     per_query = {qid: query_metrics(rankings[qid], judged[qid], ks) for qid in judged}
     metrics = mean_metrics(per_query)
     evaluation_id = None
@@ -311,6 +326,18 @@ def evaluate(namespace: Namespace, queries: Queries, qrels: Qrels, *, k: int | I
             mig_db.put_evaluation(tx, evaluation_id, namespace.id, dataset, metrics, migration_id)
     return EvalReport(metrics, per_query, ks, len(per_query), namespace.feature().model_id, namespace.name,
                       dataset, time.perf_counter() - started, evaluation_id, migration_id)
+
+
+def _counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
+    """Turn (done, total) progress into a callback that takes how many more are done."""
+    if progress is None:
+        return None
+    done = [0]
+
+    def step(more: int) -> None:
+        done[0] += more
+        progress(done[0], total)
+    return step
 
 
 # -- compare -------------------------------------------------------------------------------------
@@ -346,7 +373,8 @@ def _mean(values: Iterable[float]) -> float | None:
 
 
 def compare(a: Namespace, b: Namespace, queries: Queries, *, qrels: Qrels | None = None, k: int = 10,
-            filters: Mapping[str, Any] | None = None) -> Comparison:
+            filters: Mapping[str, Any] | None = None, progress: Callable[[int, int], None] | None = None
+            ) -> Comparison:
     """Compare two namespaces (typically a migration's source and target) on the same queries.
 
     Each namespace embeds the queries with its own locked model. With ``qrels``, every metric at ``k`` is
@@ -362,6 +390,7 @@ def compare(a: Namespace, b: Namespace, queries: Queries, *, qrels: Qrels | None
         qrels: Optional ``{query_id: {doc_id: grade}}``.
         k: The cutoff of the metrics and of the overlap.
         filters: Search only objects matching these filters, in both.
+        progress: Called with (queries embedded, 2 x queries) as each namespace embeds them.
 
     Returns:
         The comparison.
@@ -385,8 +414,9 @@ def compare(a: Namespace, b: Namespace, queries: Queries, *, qrels: Qrels | None
         if not judged:
             raise ValidationError(f"none of the {len(items)} queries is judged in qrels; query ids must match "
                                   "the qrels' keys (or pass qrels=None for a label-free comparison).")
-    run_a = _rankings(a, items, k=k, filters=filters)
-    run_b = _rankings(b, items, k=k, filters=filters)
+    count = _counter(progress, 2 * len(items))
+    run_a = _rankings(a, items, k=k, filters=filters, progress=count)
+    run_b = _rankings(b, items, k=k, filters=filters, progress=count)
     per_query: dict[str, dict[str, float]] = {}
     for qid in items:
         ids_a, ids_b = trec_order(run_a[qid]), trec_order(run_b[qid])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,21 @@ def eval_command(state: CliState, namespace: str, beir_dir: Path, split: str, cu
     """Measure NAMESPACE on a BEIR folder's queries: nDCG, recall, precision, MRR at each cutoff, and MAP."""
     ks = _cutoffs(cutoffs)
     data = load_beir(beir_dir, split)
-    report = evaluate(state.store().namespace(namespace), data.queries, data.qrels, k=ks,
-                      dataset=dataset or data.name, store_result=not no_store)
+    with _query_bar(state, f"queries on {namespace}") as progress:
+        report = evaluate(state.store().namespace(namespace), data.queries, data.qrels, k=ks,
+                          dataset=dataset or data.name, store_result=not no_store, progress=progress)
     state.emit(report.to_dict(), _render_eval(report))
+
+
+@contextlib.contextmanager
+def _query_bar(state: CliState, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar over queries embedded, as a (done, total) callback; None when not on a terminal."""
+    if not state.interactive:
+        yield None
+        return
+    with progress_bar(state.console) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _render_comparison(result: Comparison) -> Callable[[Console], None]:
@@ -97,8 +109,9 @@ def compare_command(state: CliState, a: str, b: str, beir_dir: Path, split: str,
     """Compare namespaces A and B on a BEIR folder's queries (each embeds them with its own model)."""
     data = load_beir(beir_dir, split)
     store = state.store()
-    result = compare(store.namespace(a), store.namespace(b), data.queries, qrels=None if no_labels else data.qrels,
-                     k=k)
+    with _query_bar(state, f"queries on {a} and {b}") as progress:
+        result = compare(store.namespace(a), store.namespace(b), data.queries,
+                         qrels=None if no_labels else data.qrels, k=k, progress=progress)
     state.emit(result.to_dict(), _render_comparison(result))
 
 
