@@ -299,7 +299,7 @@ def migrate_failures(state: CliState, migration_id: str, limit: int) -> None:
 @click.option("--max-drop", type=float, default=None,
               help="With --gate-metric: how far below the source the target may score [default: 0.0].")
 @click.option("--gate-dataset", default=None,
-              help="With --gate-metric: compare evaluations on this dataset [default: the newest of each].")
+              help="With --gate-metric: compare evaluations on this dataset [default: that of the target's newest].")
 @pass_state
 def cutover_command(state: CliState, migration: str, alias: str, gate_metric: str | None, max_drop: float | None,
                     gate_dataset: str | None) -> None:
