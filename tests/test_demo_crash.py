@@ -41,7 +41,9 @@ from vecns.models import builtin_specs
 
 pytestmark = [pytest.mark.slow, pytest.mark.models]
 
-LIMIT = 80
+# Enough for four sort windows of four 16-document batches in the migration (vecns.migrate.engine), so a
+# kill can land early, mid and late in it.
+LIMIT = 256
 LINE_TIMEOUT = 120.0
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS = re.compile(r"^\s+(ingest|migrate) (\d+)/(\d+)$")
@@ -62,14 +64,15 @@ class Phase:
 
 
 PHASES = {
-    # An ingest batch of the 80 documents takes well under 0.1 s on a quiet machine (the whole ingest about
-    # 0.4 s): aim before the last half and wait less than a batch, or the kill lands after the ingest.
+    # An ingest batch of 16 documents takes well under 0.1 s on a quiet machine: aim before the last half and
+    # wait less than a batch, or the kill lands after the ingest.
     "ingest": Phase({"• creating namespace": 0.05}, "ingest", (0.0, 0.5), frozenset({"ingest"})),
-    # Boundary 0 of the migration is the step line printed just before the migration is created. A batch of
-    # 16 takes 0.15-0.2 s on a quiet machine, and the late boundary leaves one batch and the catch-up.
+    # Boundary 0 of the migration is the step line printed just before the migration is created. Batches
+    # commit four at a time (one sort window, 0.4-0.6 s of inference on a quiet machine); the late span ends
+    # before the last window's lines, which are followed only by the catch-up.
     "migration-early": Phase({"• migrating": 0.1}, "migrate", (0.0, 1 / 3), frozenset({"validate", "migration"})),
     "migration-mid": Phase({"• migrating": 0.1}, "migrate", (1 / 3, 2 / 3), frozenset({"migration"})),
-    "migration-late": Phase({"• migrating": 0.1}, "migrate", (2 / 3, 1.0), frozenset({"migration"})),
+    "migration-late": Phase({"• migrating": 0.1}, "migrate", (2 / 3, 0.75), frozenset({"migration"})),
     # Evaluating takes seconds, the cutover a fraction of one, the search and the store's close (which saves
     # the indexes) a few hundred milliseconds.
     "after": Phase({"• evaluating": 1.0, "• cutting": 0.05, "• searching": 0.02}, None, (0.0, 1.0),

@@ -323,10 +323,10 @@ def test_a_failing_stage_fails_the_migration_promptly(env, monkeypatch):
 
     store, _ = env
 
-    def broken(self, batch):
-        if batch.number == 2:
+    def broken(self, window):
+        if any(batch.number == 2 for batch in window.batches):
             raise RuntimeError("tokeniser exploded")
-        return original(self, batch)
+        return original(self, window)
 
     original = engine.Engine._tokenise
     monkeypatch.setattr(engine.Engine, "_tokenise", broken)

@@ -36,7 +36,9 @@ DEFAULT_PATH = "./vecns-demo"
 SAMPLE_QUERY = "how do I read a file line by line"
 MAX_BATCH = 256
 MIN_BATCH = 16
-BATCHES = 8
+# The migration embeds windows of up to four batches at once (vecns.migrate.engine), so its progress moves
+# about every fourth batch: 32 batches make the bar move about eight times.
+BATCHES = 32
 
 
 @dataclass
@@ -147,8 +149,9 @@ def run_demo(path: str | Path = DEFAULT_PATH, *, limit: int | None = None, reset
 def batch_size_for(objects: int) -> int:
     """The demo's ingest and migration batch size for a corpus of ``objects`` documents.
 
-    About eight batches, each of 16 to 256 documents: a small ``--limit`` still shows progress, and a stop
-    (Ctrl-C, ``kill -9``) lands between batches that are each all-or-nothing.
+    About 32 batches, each of 16 to 256 documents: a small ``--limit`` still shows progress (the migration
+    reports it every few batches), and a stop (Ctrl-C, ``kill -9``) lands between batches that are each
+    all-or-nothing.
 
     Args:
         objects: How many documents the demo ingests.

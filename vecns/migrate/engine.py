@@ -7,6 +7,11 @@ Stages run on their own threads with bounded queues, so memory stays flat whatev
 The writer commits each batch's target rows, vectors, change-log rows and the checkpoint (last source
 key, counts) in ONE transaction, in key order. Target rows reuse the source's keys, so a batch replayed
 after a crash replaces exactly what it wrote before.
+
+Tokenise and infer work on windows of consecutive batches (at least ``SORT_WINDOW`` objects), so texts are
+sorted by token length across the window rather than within each batch: on 1,000 docstrings in batches of
+256 that cut padded tokens from 1.037x to about 1.01x the real ones. A window only changes how vectors are
+computed; they are still committed, checkpointed and cancelled batch by batch.
 """
 
 from __future__ import annotations
@@ -34,6 +39,10 @@ if TYPE_CHECKING:
 
 _DONE = object()
 MAX_CATCH_UP_ROUNDS = 20
+# Objects tokenised and embedded together: whole batches, at most SORT_WINDOW_BATCHES of them (so progress
+# and checkpoints still come every few batches) and no more than SORT_WINDOW objects unless one batch is.
+SORT_WINDOW = 1024
+SORT_WINDOW_BATCHES = 4
 
 
 class Cancelled(Exception):
@@ -47,9 +56,16 @@ class Batch:
     number: int
     objects: list[rows_db.StoredObject]
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
-    tokens: dict[str, list[Any]] = field(default_factory=dict)
     failures: list[tuple[str, str]] = field(default_factory=list)
     ok: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Window:
+    """Consecutive batches tokenised and embedded together; ``tokens`` index their ``ok`` texts in order."""
+
+    batches: list[Batch]
+    tokens: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def now() -> dt.datetime:
@@ -151,23 +167,32 @@ class Engine:
                     return
 
         def tokenise() -> None:
-            while True:
-                batch = take(read_q)
-                if batch is _DONE:
+            ended = False
+            while not ended:
+                window = Window([])
+                while (len(window.batches) < SORT_WINDOW_BATCHES
+                       and sum(len(b.objects) for b in window.batches) < SORT_WINDOW):
+                    batch = take(read_q)
+                    if batch is _DONE:
+                        ended = True
+                        break
+                    window.batches.append(batch)
+                if not window.batches:
                     return
-                self._tokenise(batch)
-                if not put(token_q, batch):
+                self._tokenise(window)
+                if not put(token_q, window):
                     return
 
         def infer() -> None:
             while True:
-                batch = take(token_q)
-                if batch is _DONE:
+                window = take(token_q)
+                if window is _DONE:
                     put(token_q, _DONE)  # let the other inference workers see the end too
                     return
-                self._infer(batch, concurrency=self._workers)
-                if not put(out_q, batch):
-                    return
+                self._infer(window, concurrency=self._workers)
+                for batch in window.batches:
+                    if not put(out_q, batch):
+                        return
 
         # The inference threads hand their batches' token batches to one shared pool of as many workers, so
         # the cores stay busy to the end of the run instead of idling while one batch's tail finishes.
@@ -207,47 +232,63 @@ class Engine:
                 thread.join(timeout=30)
             pool.shutdown(wait=True)
 
-    def _tokenise(self, batch: Batch) -> None:
-        batch.ok = [i for i, o in enumerate(batch.objects) if o.text is not None and o.text.strip()]
-        if self._embedders:
-            missing = set(range(len(batch.objects))) - set(batch.ok)
-            batch.failures = [(batch.objects[i].id, "the object has no text to extract a vector from")
-                              for i in sorted(missing)]
-        else:
-            batch.ok = list(range(len(batch.objects)))
-        texts = [batch.objects[i].text for i in batch.ok]
+    def _tokenise(self, window: Window) -> None:
+        texts = []
+        for batch in window.batches:
+            batch.ok = [i for i, o in enumerate(batch.objects) if o.text is not None and o.text.strip()]
+            if self._embedders:
+                missing = set(range(len(batch.objects))) - set(batch.ok)
+                batch.failures = [(batch.objects[i].id, "the object has no text to extract a vector from")
+                                  for i in sorted(missing)]
+            else:
+                batch.ok = list(range(len(batch.objects)))
+            texts += [batch.objects[i].text for i in batch.ok]
         for name, embedder in self._embedders.items():
-            batch.tokens[name] = embedder.tokenize(texts, kind="document") if texts else []
+            window.tokens[name] = embedder.tokenize(texts, kind="document") if texts else []
 
-    def _infer(self, batch: Batch, *, concurrency: int = 1) -> None:
+    def _infer(self, window: Window, *, concurrency: int = 1) -> None:
         # concurrency: inference threads running at once, so that they share the cores instead of each
         # asking for all of them.
         try:
-            for name, embedder in self._embedders.items():
-                out = np.empty((len(batch.ok), embedder.dim), dtype=np.float32)
-                pool = self._pool
-                if pool is None:
-                    for tokens in batch.tokens[name]:
-                        out[tokens.positions] = embedder.infer(tokens, concurrency=concurrency)
-                else:
-                    futures = [pool.submit(embedder.infer, tokens, concurrency=concurrency)
-                               for tokens in batch.tokens[name]]
-                    wait(futures)  # all settled before a failure falls back to one object at a time
-                    for tokens, future in zip(batch.tokens[name], futures, strict=True):
-                        out[tokens.positions] = future.result()
-                batch.vectors[name] = out
+            vectors = {name: self._embed_tokens(embedder, window.tokens[name],
+                                                sum(len(b.ok) for b in window.batches), concurrency)
+                       for name, embedder in self._embedders.items()}
         except VecnsError:
-            self._one_by_one(batch)
-        batch.tokens.clear()
-        if self._copied and batch.ok:
-            keys = [batch.objects[i].key for i in batch.ok]
-            for name in self._copied:
-                got_keys, vectors = _concat(rows_db.vectors(self._catalog, self._source_feature[name], keys),
-                                            self._source_feature[name].dim)
-                if not np.array_equal(got_keys, np.asarray(keys, dtype=np.int64)):
-                    raise MigrationError(f"source vectors of feature {name!r} are missing for some keys; the "
-                                         "source namespace is inconsistent.")
-                batch.vectors[name] = vectors
+            for batch in window.batches:
+                self._one_by_one(batch)
+        else:
+            start = 0
+            for batch in window.batches:
+                batch.vectors = {name: out[start:start + len(batch.ok)] for name, out in vectors.items()}
+                start += len(batch.ok)
+        window.tokens.clear()
+        for batch in window.batches:
+            self._copy_vectors(batch)
+
+    def _embed_tokens(self, embedder: Any, token_batches: list[Any], count: int, concurrency: int) -> np.ndarray:
+        out = np.empty((count, embedder.dim), dtype=np.float32)
+        pool = self._pool
+        if pool is None:
+            for tokens in token_batches:
+                out[tokens.positions] = embedder.infer(tokens, concurrency=concurrency)
+            return out
+        futures = [pool.submit(embedder.infer, tokens, concurrency=concurrency) for tokens in token_batches]
+        wait(futures)  # all settled before a failure falls back to one object at a time
+        for tokens, future in zip(token_batches, futures, strict=True):
+            out[tokens.positions] = future.result()
+        return out
+
+    def _copy_vectors(self, batch: Batch) -> None:
+        if not (self._copied and batch.ok):
+            return
+        keys = [batch.objects[i].key for i in batch.ok]
+        for name in self._copied:
+            got_keys, vectors = _concat(rows_db.vectors(self._catalog, self._source_feature[name], keys),
+                                        self._source_feature[name].dim)
+            if not np.array_equal(got_keys, np.asarray(keys, dtype=np.int64)):
+                raise MigrationError(f"source vectors of feature {name!r} are missing for some keys; the "
+                                     "source namespace is inconsistent.")
+            batch.vectors[name] = vectors
 
     def _one_by_one(self, batch: Batch) -> None:
         """Embed a failed batch object by object, so one bad object does not fail its neighbours.
@@ -359,8 +400,9 @@ class Engine:
             final = start + self._batch_size >= len(keys)
             if objects:
                 batch = Batch(0, objects)
-                self._tokenise(batch)
-                self._infer(batch)
+                window = Window([batch])
+                self._tokenise(window)
+                self._infer(window)
                 self._commit(batch, checkpoint=False, applied_seq=head if final and not removed else None)
             if removed:
                 self._delete(removed, applied_seq=head if final else None)
