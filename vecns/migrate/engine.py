@@ -167,10 +167,10 @@ class Engine:
                     return
 
         def tokenise() -> None:
-            ended = False
+            ended, batches = False, 1  # the first window is one batch, so inference starts early
             while not ended:
                 window = Window([])
-                while (len(window.batches) < SORT_WINDOW_BATCHES
+                while (len(window.batches) < batches
                        and sum(len(b.objects) for b in window.batches) < SORT_WINDOW):
                     batch = take(read_q)
                     if batch is _DONE:
@@ -179,6 +179,7 @@ class Engine:
                     window.batches.append(batch)
                 if not window.batches:
                     return
+                batches = SORT_WINDOW_BATCHES
                 self._tokenise(window)
                 if not put(token_q, window):
                     return
