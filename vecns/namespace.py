@@ -286,7 +286,10 @@ class Namespace:
                 fix=_dim_fix(feature), single=True, dtype=feature.dtype,
             )[0]
         if given:
-            raise InvalidObjectError(f"object {object_id!r} names unknown features {sorted(given)}.")
+            raise InvalidObjectError(
+                f"object {object_id!r} names unknown features {sorted(given)}; namespace {self.name!r} has "
+                f"{[f.name for f in self.features]}. Give vectors only for those (or 'vector' for the first)."
+            )
         return out
 
     def _embedders(self) -> dict[str, Any]:

@@ -163,7 +163,10 @@ def check_timestamp(object_id: str, value: object) -> dt.datetime | None:
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
     if not isinstance(value, dt.datetime):
-        raise InvalidObjectError(f"object {object_id!r} has created_at of type {type(value).__name__}.")
+        raise InvalidObjectError(
+            f"object {object_id!r} has created_at of type {type(value).__name__}; expected an ISO 8601 string, "
+            "a datetime or a date."
+        )
     return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
 

@@ -58,7 +58,8 @@ def translated(action: str) -> Iterator[None]:
 def _translate(exc: Exception, action: str) -> StoreError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
-        return StoreLockedError(text)
+        return StoreLockedError(f"{action}: the database file is locked by another process ({text}). Only one "
+                                "process may write a store: close it there, then retry.")
     if "read-only" in text.lower() or "read only" in text.lower():
         return ReadOnlyError(f"{action}: the store is open read-only ({text}). Open it with read_only=False.")
     if isinstance(exc, (duckdb.FatalException, duckdb.InternalException)) or "corrupt" in text.lower():
@@ -66,7 +67,8 @@ def _translate(exc: Exception, action: str) -> StoreError:
             f"{action}: the database reported a fatal error ({text}). Close the store and reopen it; "
             "if reopening fails, keep the file and restore it from a backup."
         )
-    return StoreError(f"{action} failed: {text}")
+    return StoreError(f"{action} failed: the database reported {text}. If it persists, close and reopen the store; "
+                      "if that fails too, keep the files and report the message.")
 
 
 class Catalog:
