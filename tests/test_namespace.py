@@ -85,12 +85,19 @@ def test_duplicate_ids_in_one_batch_are_refused(ns):
     assert ns.count() == 0
 
 
-@pytest.mark.parametrize("vector", [[1, 2, 3], [1, 2, 3, 4, 5], [[1, 2, 3, 4], [1, 2, 3, 4]], []])
+@pytest.mark.parametrize("vector", [[1, 2, 3], [1, 2, 3, 4, 5]])
 def test_wrong_dim_on_add_names_both_dims_and_the_fix(ns, vector):
-    with pytest.raises((vecns.DimensionMismatchError, vecns.InvalidVectorError)) as info:
+    with pytest.raises(vecns.DimensionMismatchError,
+                       match=rf"expected dim=4, got a vector of dim={len(vector)}.*re_extract migration") as info:
         ns.add([{"id": "x", "vector": vector}])
-    if isinstance(info.value, vecns.DimensionMismatchError):
-        assert "dim=4" in str(info.value) and "re_extract migration" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert ns.count() == 0
+
+
+@pytest.mark.parametrize("vector", [[[1, 2, 3, 4], [1, 2, 3, 4]], []])
+def test_a_vector_of_the_wrong_shape_is_refused(ns, vector):
+    with pytest.raises((vecns.DimensionMismatchError, vecns.InvalidVectorError), match="dim=4|shape"):
+        ns.add([{"id": "x", "vector": vector}])
     assert ns.count() == 0
 
 
@@ -213,7 +220,7 @@ def test_filtered_search_exact_and_oversampled_paths_agree_with_brute_force(stor
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     rng = np.random.default_rng(5)
     cases = [{"metadata": {"i": {"$lt": 30}}},                      # 1%: exact
-             {"metadata": {"g": 3}},                                 # ~14%: oversampled
+             {"metadata": {"g": 3}},                                 # ~14%, 429 matches: exact
              {"collection_ids": ["odd"]}]                            # 50%: oversampled
     for filters in cases:
         allowed = np.array([i for i in range(n) if _matches(i, filters)])
@@ -224,6 +231,30 @@ def test_filtered_search_exact_and_oversampled_paths_agree_with_brute_force(stor
             assert len(got) == 10
             assert all(_matches(i, filters) for i in got)
             assert len(set(got) & set(truth.tolist())) >= 8
+
+
+def test_a_loose_filter_whose_matches_lie_far_from_the_query_widens_until_k_hits(store, monkeypatch):
+    # 1,500 objects near +e0 (collection "near") and 1,500 near -e0 ("far"): a query at +e0 filtered to "far"
+    # finds none of them in the first oversampled candidates, so the search must widen (or fall back to
+    # exact) to return the true 10 nearest "far" objects.
+    rng = np.random.default_rng(11)
+    dim = 8
+    near = rng.normal(0, 0.2, (1500, dim)) + np.eye(dim)[0]
+    far = rng.normal(0, 0.2, (1500, dim)) - np.eye(dim)[0]
+    ns = store.create_namespace("docs", dim=dim)
+    ns.add([{"id": f"n{i}", "vector": v, "collection": "near"} for i, v in enumerate(near)]
+           + [{"id": f"f{i}", "vector": v, "collection": "far"} for i, v in enumerate(far)])
+    index = store._indexes.get(ns.record, ns.features[0])
+    asked: list[int] = []
+    search = type(index).search
+    monkeypatch.setattr(type(index), "search", lambda self, q, k: asked.append(k) or search(self, q, k))
+    query = np.eye(dim, dtype=np.float32)[0]
+    hits = ns.search(query, k=10, filters={"collection_ids": ["far"]})
+    unit = far / np.linalg.norm(far, axis=1, keepdims=True)
+    truth = {f"f{i}" for i in np.argsort(-(unit @ query))[:10]}
+    assert len(hits) == 10 and all(h.collection == "far" for h in hits)
+    assert len({h.id for h in hits} & truth) >= 9
+    assert len(asked) >= 2 and asked == sorted(asked)  # it widened
 
 
 def _matches(i: int, filters: dict) -> bool:
