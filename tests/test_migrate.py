@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,33 @@ def test_cancel_takes_effect_within_two_batches_and_resume_finishes(env):
     migration.resume()
     status = migration.wait(60)
     assert status.status == "completed" and store.namespace("dst").count() == N
+
+
+def test_cancel_from_another_thread_mid_run_stops_within_two_batches_and_the_target_can_be_dropped(env):
+    store, _ = env
+    slow_down = threading.Event()
+    rates: list[tuple[float | None, float | None]] = []
+
+    def progress(status):
+        rates.append((status.rate, status.eta_seconds))
+        slow_down.wait(0.05)  # each batch boundary takes a moment, so the cancel arrives between them
+        return True
+
+    migration = store.migrations.create(body(batch_options={"batch_size": 10, "max_workers": 1}),
+                                        start_immediately=True, progress=progress)
+    deadline = time.monotonic() + 30
+    while migration.status().processed < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(vecns.MigrationStateError, match="cancel it"):
+        store.migrations.delete(migration.id)  # not while it runs
+    at_cancel = migration.cancel("from the main thread").processed
+    status = migration.wait(60)
+    assert status.status == "cancelled"
+    assert status.processed <= at_cancel + 2 * 10
+    assert any(rate and rate > 0 and eta is not None and eta >= 0 for rate, eta in rates)
+    store.drop_namespace("dst")  # droppable, and then the migration can go too
+    store.migrations.delete(migration.id)
+    assert store.migrations.list() == [] and "dst" not in {ns.name for ns in store.namespaces()}
 
 
 def test_progress_returning_false_cancels(env):

@@ -117,10 +117,33 @@ def test_a_receiver_on_this_machine_needs_no_opt_in(env, receiver):
     url, got = receiver
     status = vecns.migrate(store, body(webhook_url=url))
     assert status.status == "completed"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not any(b'"migration.completed"' in raw for _, raw in got):
-        time.sleep(0.05)
-    assert any(b'"migration.completed"' in raw for _, raw in got)
+    assert wait_for(lambda: any(b'"migration.completed"' in raw for _, raw in got))
+
+
+def test_a_cancelled_and_a_failed_migration_send_their_terminal_events(env, receiver, monkeypatch):
+    from vecns.migrate import engine
+
+    store, _ = env
+    url, got = receiver
+    cancelled = vecns.migrate(store, body(webhook_url=url, webhook_secret=SECRET, batch_options={"batch_size": 10}),
+                              progress=lambda status: status.processed < 20)
+    assert cancelled.status == "cancelled"
+    assert wait_for(lambda: any(b'"migration.cancelled"' in raw for _, raw in got))
+    store.drop_namespace("dst")
+    store.migrations.delete(cancelled.id)
+
+    def exploding(self, window):
+        raise RuntimeError("the tokeniser exploded")
+
+    monkeypatch.setattr(engine.Engine, "_tokenise", exploding)
+    failed = vecns.migrate(store, body(webhook_url=url, webhook_secret=SECRET))
+    assert failed.status == "failed"
+    assert wait_for(lambda: any(b'"migration.failed"' in raw for _, raw in got))
+    by_type = {json.loads(raw)["type"]: (headers, json.loads(raw)) for headers, raw in got}
+    assert by_type["migration.cancelled"][1]["migration_id"] == cancelled.id
+    assert by_type["migration.failed"][1]["migration_id"] == failed.id
+    assert "exploded" in by_type["migration.failed"][1]["data"]["error"]
+    assert all(verify_signature(raw, SECRET, headers.get("X-Vecns-Signature")) for headers, raw in got)
 
 
 def test_a_receiver_whose_host_stops_resolving_costs_the_events_not_the_migration(env, monkeypatch):
