@@ -344,9 +344,9 @@ def test_item23_a_builtin_whose_file_differs_from_its_pin_is_refused(store, tmp_
     build_tiny_model(folder, dim=8, seed=4)  # same shape, other weights: only the pin can tell
     with pytest.raises(vecns.ModelLoadError, match="sha256"):
         store.create_namespace("other", "pinned-builtin")
-    with pytest.raises(vecns.ModelError):
+    with pytest.raises(vecns.ModelMismatchError, match="sha256"):  # a ModelFileChangedError
         ns.search("hello world")
-    with pytest.raises(vecns.ModelError):
+    with pytest.raises(vecns.ModelMismatchError, match="sha256"):
         ns.add([{"id": "b", "text": "more"}])
     assert [n.name for n in store.namespaces()] == ["docs"]
     assert ns.count() == 1 and ns.search(ns.get("a", include_vector=True).vector, k=1)[0].id == "a"

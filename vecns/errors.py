@@ -24,6 +24,7 @@ caller would reach for first, so ``except ValueError`` keeps working::
     │   └── ModelExistsError
     ├── ModelError                  (RuntimeError)
     │   ├── ModelMismatchError
+    │   │   └── ModelFileChangedError   (also a ModelLoadError)
     │   ├── ModelLoadError
     │   └── EmbeddingError
     ├── StoreError                  (RuntimeError)
@@ -134,6 +135,10 @@ class ModelMismatchError(ModelError):
 
 class ModelLoadError(ModelError):
     """A model's graph or tokenizer could not be read, or failed its checksum."""
+
+
+class ModelFileChangedError(ModelMismatchError, ModelLoadError):
+    """A model file's sha256 is not the one pinned for it: the files on disk are not the locked model."""
 
 
 class EmbeddingError(ModelError):

@@ -28,6 +28,7 @@ from typing import Any
 from vecns.errors import (
     ConfigError,
     InvalidNameError,
+    ModelFileChangedError,
     ModelLoadError,
     ModelNotFoundError,
 )
@@ -341,13 +342,13 @@ def _require_installed(spec: ModelSpec) -> None:
 
 
 def check_sha256(spec: ModelSpec, path: Path, seen: str, pinned: str | None) -> None:
-    """Raise ModelLoadError when a file's sha256 differs from its pin (no pin: nothing to check).
+    """Raise ModelFileChangedError when a file's sha256 differs from its pin (no pin: nothing to check).
 
     Raises:
-        ModelLoadError: The hashes differ.
+        ModelFileChangedError: The hashes differ (a ModelMismatchError and a ModelLoadError).
     """
     if pinned is not None and seen != pinned:
-        raise ModelLoadError(
+        raise ModelFileChangedError(
             f"model {spec.model_id!r}: file {str(path)!r} has sha256 {seen}, expected {pinned}; "
             "the file was changed or replaced. Reinstall it (builtins: "
             f"{INSTALL_HINT} --force-reinstall) or update the card's pinned sha256."
