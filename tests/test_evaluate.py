@@ -376,7 +376,7 @@ def test_bench_models_reports_speed_and_relevance_and_draws(text_store, tiny_mod
     assert "tiny-b" in bench_table(rows) and "ndcg@10" in bench_table(rows)
     with pytest.raises(vecns.NamespaceExistsError):
         bench_models(text_store, ["tiny"], data)
-    pytest.importorskip("matplotlib")
+    # matplotlib comes with the dev extra (the optional plot extra for users): no skip here.
     from matplotlib import image
     from matplotlib import pyplot as plt
 
