@@ -154,6 +154,14 @@ def test_ns_create_list_show_drop(store_path: Path):
     assert run_json(store_path, "ns", "list") == []
 
 
+def test_models_list_and_show_work_before_any_store_exists(store_path: Path):
+    listed = {m["model_id"]: m for m in run_json(store_path, "models", "list")}
+    assert {"all-minilm-l6-v2-int8", "paraphrase-minilm-l3-v2"} <= set(listed)
+    assert listed["all-minilm-l6-v2-int8"]["default"] is True
+    assert run_json(store_path, "models", "show", "paraphrase-minilm-l3-v2")["dim"] == 384
+    assert not store_path.exists()  # nothing was created where the store would be
+
+
 def test_models_register_list_show_set_default(store_path: Path, tiny_folder: Path):
     registered = run_json(store_path, "models", "register", str(tiny_folder), "--model-id", "tiny")
     assert (registered["model_id"], registered["dim"], registered["installed"]) == ("tiny", 8, True)

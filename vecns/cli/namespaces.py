@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from vecns.errors import FilterError, ValidationError, VecnsError
 from vecns.index import DTYPES, METRICS
 from vecns.ingest import FILE_FORMATS, ingest_file
 from vecns.namespace import DEFAULT_BATCH_SIZE, Namespace
-from vecns.store import Store
+from vecns.store import DB_FILE, Store, connect
 
 # -- namespaces ----------------------------------------------------------------------------------
 
@@ -312,11 +314,22 @@ def models_group() -> None:
     """Embedding models known to the store, and the default for new namespaces."""
 
 
+@contextlib.contextmanager
+def _models_of(state: CliState) -> Iterator[Store]:
+    """The store whose registry to read; with no store yet, a temporary one (the builtin models only)."""
+    if (state.store_path / DB_FILE).is_file():
+        yield state.store()
+        return
+    with tempfile.TemporaryDirectory(prefix="vecns-models-") as folder, connect(Path(folder) / "store") as store:
+        yield store
+
+
 @models_group.command("list")
 @pass_state
 def models_list(state: CliState) -> None:
-    """List known models: builtin cards and registered folders."""
-    data = [info.to_dict() for info in state.store().models.list()]
+    """List known models: builtin cards and registered folders (builtins only where no store exists yet)."""
+    with _models_of(state) as store:
+        data = [info.to_dict() for info in store.models.list()]
     state.emit(data, lambda console: console.print(table(
         ("model", "dim", "max tokens", "installed", "default", "source", "description"),
         ((d["model_id"], d["dim"], d["max_tokens"], d["installed"], d["default"], d["source"], d["description"])
@@ -338,7 +351,8 @@ def _model_dict(store: Store, model_id: str) -> dict[str, Any]:
 @pass_state
 def models_show(state: CliState, model_id: str) -> None:
     """Show MODEL_ID's settings, files and fingerprint."""
-    data = _model_dict(state.store(), model_id)
+    with _models_of(state) as store:
+        data = _model_dict(store, model_id)
     state.emit(data, lambda console: console.print(fields_table(data)))
 
 
