@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -146,7 +147,21 @@ def test_a_cancelled_and_a_failed_migration_send_their_terminal_events(env, rece
     assert all(verify_signature(raw, SECRET, headers.get("X-Vecns-Signature")) for headers, raw in got)
 
 
-def test_a_receiver_whose_host_stops_resolving_costs_the_events_not_the_migration(env, monkeypatch):
+def test_a_store_opened_without_loopback_webhooks_refuses_a_receiver_on_this_machine(tmp_path, tiny_models, docs,
+                                                                                      receiver):
+    url, got = receiver
+    with vecns.connect(tmp_path / "strict", loopback_webhooks=False) as store:
+        store.models.register(tiny_models[0], model_id="tiny-a")
+        store.models.register(tiny_models[1], model_id="tiny-b")
+        store.create_namespace("src", "tiny-a").add([{"id": d.id, "text": d.text} for d in docs[:20]])
+        report = store.migrations.validate(body(webhook_url=url))
+        assert not report.valid and "loopback_webhooks=False" in " ".join(report.errors)
+        with pytest.raises(vecns.ValidationError, match="loopback"):
+            store.migrations.create(body(webhook_url=url))
+    assert got == []
+
+
+def test_a_receiver_whose_host_stops_resolving_costs_the_events_not_the_migration(env, monkeypatch, caplog):
     store, _ = env
     real = socket.getaddrinfo
 
@@ -164,6 +179,9 @@ def test_a_receiver_whose_host_stops_resolving_costs_the_events_not_the_migratio
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", gone)
-    migration.start()
-    status = migration.wait(60)
+    with caplog.at_level(logging.WARNING, logger="vecns.migrate"):
+        migration.start()
+        status = migration.wait(60)
     assert status.status == "completed", status
+    assert any("runs without webhook events" in r.getMessage() and "does not resolve" in r.getMessage()
+               for r in caplog.records)

@@ -390,6 +390,9 @@ LOOPBACK_URLS = ["http://localhost/", "http://api.localhost:8080/", "http://127.
         "http://[fc00::1]/",
         "http://[::ffff:127.0.0.1]/",
         "http://[::ffff:169.254.169.254]/",
+        "http://[64:ff9b::7f00:1]/",  # NAT64, 6to4 and Teredo wrapping 127.0.0.1 go through relays elsewhere
+        "http://[2002:7f00:1::]/",
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
         "http://[64:ff9b::a00:1]/",
         "http://[2002:a00:1::]/",
         "http://2130706433/",
@@ -419,7 +422,7 @@ def test_unsafe_urls_are_refused(url: str) -> None:
 @pytest.mark.parametrize("url", LOOPBACK_URLS)
 def test_a_receiver_on_this_machine_is_allowed_unless_loopback_is_turned_off(url: str) -> None:
     assert validate_webhook_url(url) == url
-    with pytest.raises(ConfigError, match=r"loopback|localhost"):
+    with pytest.raises(ConfigError, match=r"(loopback|localhost).*loopback_webhooks=False"):
         validate_webhook_url(url, allow_loopback=False)
 
 

@@ -38,7 +38,7 @@ EXTRACTORS = (TEXT_EXTRACTOR,)
 
 
 def connect(path: str | Path = "vecns-store", *, read_only: bool = False, providers: str = "auto",
-            threads: int | None = None, precision: str = "fp32") -> Store:
+            threads: int | None = None, precision: str = "fp32", loopback_webhooks: bool = True) -> Store:
     """Open (or create) the store in directory ``path``.
 
     Args:
@@ -50,6 +50,10 @@ def connect(path: str | Path = "vecns-store", *, read_only: bool = False, provid
         precision: ``fp32``, or ``fp16`` to run models in half precision (for GPUs; each model is checked
             against fp32 when loaded, and refused below a cosine of 0.999). A namespace's model is the same
             model either way; vectors differ by that much at most.
+        loopback_webhooks: Let migration webhooks reach a receiver on this machine (the default). Code that
+            runs migration configs written by other parties (a server) passes False, so they cannot make
+            this process POST to its local services; receivers on private networks always need the
+            config's ``allow_private_webhooks``.
 
     Returns:
         The open store; use it as a context manager or call ``close()``.
@@ -58,14 +62,15 @@ def connect(path: str | Path = "vecns-store", *, read_only: bool = False, provid
         StoreLockedError: Another process has the store open for writing.
         StoreError: ``path`` is not a directory, or a read-only open found no store.
     """
-    return Store(path, read_only=read_only, providers=providers, threads=threads, precision=precision)
+    return Store(path, read_only=read_only, providers=providers, threads=threads, precision=precision,
+                 loopback_webhooks=loopback_webhooks)
 
 
 class Store:
     """An open store. Create it with ``vecns.connect(path)``."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False, providers: str = "auto",
-                 threads: int | None = None, precision: str = "fp32") -> None:
+                 threads: int | None = None, precision: str = "fp32", loopback_webhooks: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValidationError(f"precision={precision!r} is not supported; expected one of {PRECISIONS}.")
         self.path = Path(path)
@@ -76,6 +81,7 @@ class Store:
         if not read_only:
             (self.path / INDEX_DIR).mkdir(parents=True, exist_ok=True)
         self.read_only = read_only
+        self.loopback_webhooks = bool(loopback_webhooks)
         self._providers = providers
         self._threads = threads
         self._precision = precision

@@ -8,10 +8,11 @@ Each request carries ``X-Vecns-Event-Id`` (receivers de-duplicate on it: deliver
 when a secret is set, ``X-Vecns-Signature: sha256=<hex HMAC-SHA256 of the body>``; receivers check it with
 ``verify_signature``. Redirects are never followed, and unless private receivers are allowed, every address
 the host resolves to must be public or this machine's loopback, both when the sender is made and again at
-each connection. Loopback is allowed because vecns runs in its caller's process: a receiver on the same
-machine reaches nothing the caller could not reach itself. What reaches other machines (private networks,
-link-local and the cloud metadata address, shared, multicast, reserved) needs the opt-in. A service that
-takes configs from other parties (a server) passes ``allow_loopback=False``.
+each connection. Loopback is allowed by default because the usual receiver of a local migration is a
+script on the same machine, and the config usually comes from the process's own owner. What reaches
+other machines (private networks, link-local and the cloud metadata address, shared, multicast, reserved,
+and loopback wrapped in 6to4, NAT64 or Teredo) needs the opt-in. A service that runs configs from other
+parties opens its store with ``vecns.connect(path, loopback_webhooks=False)``, which refuses loopback too.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ _MAX_RESPONSE_BYTES = 64 * 1024
 _HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _PRIVATE_FIX = "Set allow_private_webhooks=true to deliver to a receiver on a private network."
-_LOOPBACK_FIX = "This sender refuses receivers on this machine (allow_loopback=False)."
+_LOOPBACK_FIX = ("This store refuses receivers on this machine (opened with loopback_webhooks=False, as for "
+                 "configs from other parties).")
 
 logger = logging.getLogger("vecns.webhooks")
 
@@ -572,7 +574,7 @@ def _check_host(host: str, port: int, shown: str, *, allow_loopback: bool) -> No
     for address in addresses:
         reason = _refusal(address, allow_loopback=allow_loopback)
         if reason:
-            fix = _LOOPBACK_FIX if reason == "loopback" else _PRIVATE_FIX
+            fix = _LOOPBACK_FIX if reason.endswith("loopback") and not allow_loopback else _PRIVATE_FIX
             expected = "a public or loopback address" if allow_loopback else "a public address"
             raise ConfigError(f"webhook URL {shown!r} resolves to {address} ({reason}); expected {expected}. {fix}")
 
@@ -587,7 +589,9 @@ def _refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address, *, allow_lo
         if embedded is None and address.teredo is not None:
             embedded = address.teredo[1]
         if embedded is not None:
-            inner = _refusal(embedded, allow_loopback=allow_loopback)
+            # Only an IPv4-mapped address is this machine; 6to4, NAT64 and Teredo addresses go through a
+            # relay elsewhere, so their embedded loopback is refused like any non-public address.
+            inner = _refusal(embedded, allow_loopback=allow_loopback and address.ipv4_mapped is not None)
             return f"IPv6 wrapping {embedded}: {inner}" if inner else None
     checks = (("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
               ("link-local", address.is_link_local), ("multicast", address.is_multicast),

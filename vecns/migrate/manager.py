@@ -256,7 +256,7 @@ class Migrations:
             thread.start()
 
     def _execute(self, migration_id: str, plan: Plan, cancel: threading.Event, progress: Progress | None) -> None:
-        sender = _sender(plan.config, migration_id)
+        sender = _sender(plan.config, migration_id, allow_loopback=self._store.loopback_webhooks)
         live: dict[str, Any] = {"started": time.monotonic(), "done_at_start": 0}
         self._live[migration_id] = live
         emit = _emitter(sender, migration_id)
@@ -372,14 +372,14 @@ def _config_json(config: MigrationConfig) -> str:
     return json.dumps(data, sort_keys=True)
 
 
-def _sender(config: MigrationConfig, migration_id: str) -> WebhookSender | None:
+def _sender(config: MigrationConfig, migration_id: str, *, allow_loopback: bool) -> WebhookSender | None:
     """The run's webhook sender, or None: a receiver whose host no longer resolves (or now resolves to a
     refused address) costs the run its events, never the run itself."""
     if not config.webhook_url:
         return None
     try:
         return WebhookSender(config.webhook_url, secret=config.webhook_secret,
-                             allow_private=config.allow_private_webhooks)
+                             allow_private=config.allow_private_webhooks, allow_loopback=allow_loopback)
     except VecnsError as exc:
         log.warning("migration %s runs without webhook events: %s", migration_id, exc)
         return None

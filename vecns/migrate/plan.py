@@ -161,7 +161,8 @@ def validate(store: Store, config: Any, *, estimate: bool = True) -> ValidationR
     errors: list[str] = []
     if parsed.webhook_url:
         try:
-            validate_webhook_url(parsed.webhook_url, allow_private=parsed.allow_private_webhooks)
+            validate_webhook_url(parsed.webhook_url, allow_private=parsed.allow_private_webhooks,
+                                 allow_loopback=store.loopback_webhooks)
         except VecnsError as exc:
             errors.append(f"webhook_url: {exc}")
     try:
