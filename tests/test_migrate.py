@@ -371,6 +371,42 @@ def test_a_failing_stage_fails_the_migration_promptly(env, monkeypatch):
     assert migration.status().status == "completed" and store.namespace("dst").count() == N
 
 
+def test_a_bad_object_costs_its_own_batch_one_by_one_not_its_whole_sort_window(env, monkeypatch):
+    from vecns import embed
+    from vecns.migrate.engine import window_batches
+
+    store, source = env
+    source.add([{"id": "poison", "text": "poison poison"}])
+    poison = store.embedder("tiny-b")._tokenizer.token_to_id("poison")
+    original_infer, original_embed = embed.Embedder.infer, embed.Embedder.embed
+    singles: list[int] = []
+
+    def refusing(self, batch, **options):
+        if self.spec.model_id == "tiny-b" and (batch.input_ids == poison).any():
+            raise vecns.EmbeddingError("refused on purpose")
+        return original_infer(self, batch, **options)
+
+    def counting(self, texts, **options):
+        singles.append(len(texts))
+        return original_embed(self, texts, **options)
+
+    monkeypatch.setattr(embed.Embedder, "infer", refusing)
+    monkeypatch.setattr(embed.Embedder, "embed", counting)
+    batch_size = 16
+    assert window_batches(batch_size) == 4  # several batches share each window
+    status = vecns.migrate(store, body(batch_options={"batch_size": batch_size, "max_workers": 2}))
+    assert status.status == "completed" and status.failed == 1
+    assert store.namespace("dst").count() == N
+    assert len(singles) <= batch_size and set(singles) == {1}  # only the poisoned batch, object by object
+
+
+def test_window_batches_hold_about_sort_window_objects():
+    from vecns.migrate.engine import SORT_WINDOW, SORT_WINDOW_BATCHES, window_batches
+
+    assert [window_batches(b) for b in (16, 256, 300, 513, 1024, 5000)] == [SORT_WINDOW_BATCHES, 4, 3, 1, 1, 1]
+    assert all(window_batches(b) * b <= max(b, SORT_WINDOW) for b in range(1, 3000))
+
+
 def test_one_bad_object_fails_alone_when_two_features_are_extracted(env, monkeypatch):
     from vecns import embed
 
