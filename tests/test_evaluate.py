@@ -165,6 +165,9 @@ def test_the_gate_refuses_the_worse_namespace_and_allows_the_better(env):
     assert f"source {high:.4f}, target {low:.4f}" in str(refused.value)  # both numbers in the message
     result = store.cutover(better, alias="gated", gate=gate)
     assert "ndcg@10" in result.gate and store.namespace("gated").name == result.target
+    # A newer evaluation without the gate's metric does not hide the one that has it.
+    evaluate(store.namespace(better.status().target), queries, qrels, k=(1, 3), dataset="prefix")
+    assert "ndcg@10" in store.cutover(better, alias="again", gate=gate).gate
     # A target measured on another dataset than the source's newest result is not compared blindly.
     evaluate(store.namespace(better.status().target), queries, qrels, dataset="elsewhere")
     with pytest.raises(vecns.CutoverRefusedError, match=r"source namespace on dataset 'elsewhere'"):

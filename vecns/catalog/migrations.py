@@ -152,11 +152,15 @@ def put_evaluation(tx: Any, evaluation_id: str, namespace_id: str, dataset: str,
                    [evaluation_id, namespace_id, migration_id, dataset, json.dumps(metrics, sort_keys=True)])
 
 
-def latest_evaluation(catalog: Catalog, namespace_id: str, *, dataset: str | None = None) -> tuple[str, dict] | None:
-    """The newest stored evaluation of a namespace as (dataset, metrics), or None."""
+def latest_evaluation(catalog: Catalog, namespace_id: str, *, dataset: str | None = None,
+                      metric: str | None = None) -> tuple[str, dict] | None:
+    """The newest stored evaluation of a namespace (on ``dataset``, holding ``metric``) as (dataset, metrics)."""
     sql, args = "SELECT dataset, metrics FROM evaluations WHERE namespace_id = ?", [namespace_id]
     if dataset is not None:
         sql += " AND dataset = ?"
         args.append(dataset)
-    row = catalog.fetchone(sql + " ORDER BY created_at DESC, id DESC LIMIT 1", args)
-    return (row[0], json.loads(row[1])) if row else None
+    for found, metrics in catalog.fetchall(sql + " ORDER BY created_at DESC, id DESC", args):
+        values = json.loads(metrics)
+        if metric is None or metric in values:
+            return found, values
+    return None

@@ -61,9 +61,10 @@ def _find(store: Store, ref: Migration | str) -> mig_db.MigrationRow:
 def check_gate(store: Store, gate: Gate | None, source_id: str, target_id: str) -> str | None:
     """Apply a cutover gate; returns its verdict text, or raises ``CutoverRefusedError``.
 
-    A dict gate ``{"metric": "ndcg@10", "max_drop": 0.0, "dataset": optional}`` compares the newest stored
-    evaluations of both namespaces (``vecns.evaluate`` stores them). A callable gate gets the source and
-    target namespaces and returns ``(ok, message)``.
+    A dict gate ``{"metric": "ndcg@10", "max_drop": 0.0, "dataset": optional}`` compares stored evaluations
+    (``vecns.evaluate`` stores them) that hold the metric: the target's newest (on ``dataset`` when given)
+    and the source's newest on that same dataset. A callable gate gets the source and target namespaces and
+    returns ``(ok, message)``.
     """
     if gate is None:
         return None
@@ -81,8 +82,8 @@ def check_gate(store: Store, gate: Gate | None, source_id: str, target_id: str) 
     # The target's newest evaluation names the dataset (unless the gate does); the source must have been
     # measured on that same dataset, or the two numbers say nothing about each other.
     for role, ns_id in (("target", target_id), ("source", source_id)):
-        stored = mig_db.latest_evaluation(store._catalog, ns_id, dataset=dataset)
-        if stored is None or metric not in stored[1]:
+        stored = mig_db.latest_evaluation(store._catalog, ns_id, dataset=dataset, metric=metric)
+        if stored is None:
             on = f" on dataset {dataset!r}" if dataset is not None else ""
             raise CutoverRefusedError(
                 f"the gate needs {metric} of the {role} namespace{on}, and none is stored. Evaluate both "
