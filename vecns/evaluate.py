@@ -30,7 +30,7 @@ from vecns.errors import (
     ValidationError,
 )
 from vecns.metrics import check_ks, check_qrel, mean_metrics, query_metrics, trec_order
-from vecns.namespace import DEFAULT_BATCH_SIZE, EXACT_MAX_MATCHES, Namespace
+from vecns.namespace import DEFAULT_BATCH_SIZE, Namespace, search_unfiltered
 from vecns.validation import check_k
 
 if TYPE_CHECKING:
@@ -223,13 +223,12 @@ def _rankings(namespace: Namespace, queries: Mapping[str, Any], *, k: int, filte
     if filters is not None:
         return {qid: [(hit.id, hit.score) for hit in namespace.search(vector, k=k, filters=filters)]
                 for qid, vector in vectors.items()}
-    # Without filters, one batched index search and one catalog read replace a search call per query; a
-    # small namespace is searched exactly, as Namespace.search does, so the metrics rank what users get.
+    # Without filters, one batched index search and one catalog read replace a search call per query; it
+    # searches as Namespace.search does, so the metrics rank what users get.
     index = namespace._store._indexes.get(namespace.record, feature)
     if not len(index):
         return {qid: [] for qid in vectors}
-    search = index.search_exact if len(index) <= EXACT_MAX_MATCHES else index.search
-    keys, scores = search(np.stack(list(vectors.values())), k)
+    keys, scores = search_unfiltered(index, np.stack(list(vectors.values())), k)
     found = rows_db.get(namespace._store._catalog, namespace.record, keys=np.unique(keys[keys >= 0]).tolist())
     ids = {stored.key: stored.id for stored in found}
     return {qid: [(ids[key], float(score)) for key, score in zip(keys[i].tolist(), scores[i].tolist(), strict=True)

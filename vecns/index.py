@@ -470,19 +470,15 @@ class VectorIndex:
             ValidationError: A key is out of range.
         """
         key_arr = as_keys(keys)
-        if key_arr.size == 0:
-            return np.empty((0, self._dim), dtype=np.float32)
-        with self._lock.read():
-            present = np.asarray(self._index.contains(key_arr), dtype=bool)
-            if not present.all():
-                missing = key_arr[~present]
-                raise ObjectNotFoundError(
-                    f"the index has no vector for key(s) {missing[:10].tolist()}"
-                    f"{' and more' if missing.size > 10 else ''}; expected keys it holds "
-                    "(check with contains())"
-                )
-            vectors = self._index.get(key_arr, dtype=np.float32)
-        return np.asarray(vectors, dtype=np.float32).reshape(key_arr.size, self._dim)
+        present, vectors = self.get_present(key_arr)
+        if present.size != key_arr.size:
+            missing = key_arr[~np.isin(key_arr, present)]
+            raise ObjectNotFoundError(
+                f"the index has no vector for key(s) {missing[:10].tolist()}"
+                f"{' and more' if missing.size > 10 else ''}; expected keys it holds "
+                "(check with contains())"
+            )
+        return vectors
 
     def get_present(self, keys: object) -> tuple[np.ndarray, np.ndarray]:
         """The keys of ``keys`` that the index holds, with their vectors, read under one lock.

@@ -94,6 +94,18 @@ def _object(stored: rows_db.StoredObject, vector: np.ndarray | None = None) -> O
     return Object(stored.id, stored.text, stored.collection, metadata, stored.created_at, stored.updated_at, vector)
 
 
+
+def search_unfiltered(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest keys of every object for one query or a batch, as ``VectorIndex.search`` returns them.
+
+    As for selective filters, an index of at most ``EXACT_MAX_MATCHES`` vectors is searched exactly: the
+    graph's recall is not complete, and after updates and deletes (usearch keeps removed nodes as
+    tombstones) a vector was seen to miss its own search in an index of 139.
+    """
+    if len(index) <= EXACT_MAX_MATCHES:
+        return index.search_exact(queries, k)
+    return index.search(queries, k)
+
 class Namespace:
     """A handle on one namespace of a store. Get one from ``Store.namespace()`` or ``create_namespace()``."""
 
@@ -403,13 +415,8 @@ class Namespace:
         vector = self._query_vector(query, feat)
         compiled = compile_filters(filters)
         index = self._store._indexes.get(self._record, feat)
-        if compiled.where == "TRUE" and len(index) <= EXACT_MAX_MATCHES:
-            # As for selective filters: a small set is searched exactly. The graph's recall is not
-            # complete, and after updates and deletes (usearch keeps removed nodes as tombstones) a vector
-            # was seen to miss its own search in an index of 139.
-            keys, scores = index.search_exact(vector, k)
-        elif compiled.where == "TRUE":
-            keys, scores = index.search(vector, k)
+        if compiled.where == "TRUE":
+            keys, scores = search_unfiltered(index, vector, k)
         else:
             keys, scores = self._filtered(index, feat, vector, k, compiled)
         return self._hits(keys, scores, include_text=include_text)
