@@ -232,4 +232,4 @@ def test_selective_filter_searches_while_their_matches_are_deleted(store):
     for thread in threads:
         thread.join(60)
     assert errors == [], errors[:3]
-    assert searches > 50
+    assert searches > 10  # the race needs searches running; a loaded machine still runs dozens

@@ -534,8 +534,23 @@ def test_eval_and_compare_report_progress_and_draw_bars(tmp_path: Path, tiny_mod
     for name in ("b", "c"):
         assert _cli(store_path, "ingest", name, "--beir", str(beir)).exit_code == 0
     monkeypatch.setattr(CliState, "interactive", property(lambda self: True))
+    from vecns.cli import evaluation as cli_evaluation
+
+    updates: list[tuple[int, int]] = []
+    real_bar = cli_evaluation.progress_bar
+
+    def recording_bar(console):
+        bar = real_bar(console)
+        update = bar.update
+        bar.update = lambda task, **kw: updates.append((kw["completed"], kw["total"])) or update(task, **kw)
+        return bar
+
+    monkeypatch.setattr(cli_evaluation, "progress_bar", recording_bar)
     assert _cli(store_path, "eval", "b", "--beir", str(beir)).exit_code == 0
+    assert updates and updates[-1][0] == updates[-1][1] == 2  # the bar reached both judged queries
+    updates.clear()
     assert _cli(store_path, "compare", "b", "c", "--beir", str(beir)).exit_code == 0
+    assert updates and updates[-1][0] == updates[-1][1] == 2 * 2  # each namespace embeds the 2 queries
 
 
 def _has_matplotlib() -> bool:

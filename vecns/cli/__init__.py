@@ -208,7 +208,7 @@ class _Group(click.Group):
 class _RootGroup(_Group):
     """The top-level group: closes the store after every command and turns vecns errors into one line."""
 
-    group_class = _Group
+    group_class = _Group  # not ``type``: the sub-groups must not close the store or translate errors again
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
