@@ -94,7 +94,6 @@ def _object(stored: rows_db.StoredObject, vector: np.ndarray | None = None) -> O
     return Object(stored.id, stored.text, stored.collection, metadata, stored.created_at, stored.updated_at, vector)
 
 
-
 def search_unfiltered(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest keys of every object for one query or a batch, as ``VectorIndex.search`` returns them.
 
@@ -105,6 +104,7 @@ def search_unfiltered(index: Any, queries: np.ndarray, k: int) -> tuple[np.ndarr
     if len(index) <= EXACT_MAX_MATCHES:
         return index.search_exact(queries, k)
     return index.search(queries, k)
+
 
 class Namespace:
     """A handle on one namespace of a store. Get one from ``Store.namespace()`` or ``create_namespace()``."""
